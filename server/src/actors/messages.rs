@@ -1,0 +1,246 @@
+//! Every message between actors, each with its sender and receiver.
+//!
+//! Topology: `AppRegistry` → one `AppSupervisor` per app → one `ChannelActor` per occupied
+//! channel; one `Session` per WebSocket. Broadcast frames travel as `ByteString` (a shared,
+//! reference-counted buffer), so one serialisation serves every recipient.
+
+use actix::prelude::*;
+use bytestring::ByteString;
+use shared::CloseCode;
+
+use super::channel::ChannelActor;
+use super::outbox::Outbox;
+use super::session::Session;
+use crate::apps::AppConfig;
+use crate::presence::MemberData;
+
+// ---- HTTP handlers / CLI → AppRegistry ------------------------------------------------------
+
+/// Start a supervisor for an app (at start-up, or when an app is created).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StartApp(pub AppConfig);
+
+/// Replace an app's configuration; it applies at once to that app only.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct UpdateApp(pub AppConfig);
+
+/// Stop an app: its connections are closed with `code` and its channels dropped.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct StopApp {
+    pub id: String,
+    pub code: CloseCode,
+    pub reason: String,
+}
+
+/// Close every connection of every app with 4200 (the server is going away).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ShutdownAll;
+
+// ---- Session → AppSupervisor -----------------------------------------------------------------
+
+/// A new WebSocket wants to join the app. Refused with 4003 or 4004.
+#[derive(Message)]
+#[rtype(result = "Result<(), CloseCode>")]
+pub struct Connect {
+    pub socket_id: String,
+    pub session: Addr<Session>,
+    pub outbox: Outbox,
+}
+
+/// The WebSocket is gone; the supervisor removes it from its channels and user tables.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Disconnect {
+    pub socket_id: String,
+}
+
+/// Join a channel. The session has already checked the name and the signature; the
+/// channel actor writes `subscription_succeeded` (and cache/roster frames) to the outbox.
+#[derive(Message)]
+#[rtype(result = "Result<Addr<ChannelActor>, SubscribeError>")]
+pub struct Subscribe {
+    pub socket_id: String,
+    pub channel: String,
+    pub member: Option<MemberData>,
+}
+
+/// Leave a channel.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unsubscribe {
+    pub socket_id: String,
+    pub channel: String,
+}
+
+/// The connection signed in as a user (`pusher:signin` succeeded).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SignedIn {
+    pub socket_id: String,
+    pub user_id: String,
+    pub watchlist: Vec<String>,
+}
+
+// ---- HTTP REST handlers → AppSupervisor ------------------------------------------------------
+
+/// One event to deliver on one channel.
+#[derive(Debug, Clone)]
+pub struct OutgoingEvent {
+    pub channel: String,
+    pub event: String,
+    pub data: String,
+    /// `socket_id` to leave out (the sender's own connection).
+    pub except: Option<String>,
+}
+
+/// Deliver events triggered through the REST API.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PublishEvents(pub Vec<OutgoingEvent>);
+
+/// Counts of one channel, read without asking its actor.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChannelCounts {
+    pub subscriptions: usize,
+    pub users: usize,
+}
+
+/// Counts for the named channels (absent channels count zero).
+#[derive(Message)]
+#[rtype(result = "Vec<ChannelCounts>")]
+pub struct GetCounts(pub Vec<String>);
+
+/// Occupied channels whose name starts with the prefix.
+#[derive(Message)]
+#[rtype(result = "Vec<(String, ChannelCounts)>")]
+pub struct ListChannels {
+    pub prefix: Option<String>,
+}
+
+/// The cached event of a cache channel: `(data, seconds left)`.
+#[derive(Message)]
+#[rtype(result = "Option<(String, u64)>")]
+pub struct GetCache(pub String);
+
+/// Distinct user ids in a presence channel.
+#[derive(Message)]
+#[rtype(result = "Vec<String>")]
+pub struct GetUsers(pub String);
+
+/// Close every connection signed in as this user (4009).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TerminateUser(pub String);
+
+/// How many connections the app has on this node.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct ConnectionCount;
+
+// ---- AppRegistry → AppSupervisor ------------------------------------------------------------
+
+/// The app's configuration changed (already stored in the shared cell); act on what needs
+/// action, such as closing every connection when the app was disabled.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ConfigChanged;
+
+/// Close every connection with this code and stop the app's actors.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopSupervisor {
+    pub code: CloseCode,
+    pub reason: String,
+}
+
+// ---- AppSupervisor → ChannelActor ------------------------------------------------------------
+
+/// Add a subscriber.
+#[derive(Message)]
+#[rtype(result = "Result<(), SubscribeError>")]
+pub struct Join {
+    pub socket_id: String,
+    pub outbox: Outbox,
+    pub member: Option<MemberData>,
+}
+
+/// Remove a subscriber.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Leave {
+    pub socket_id: String,
+}
+
+/// Deliver a REST-triggered event (and store it if this is a cache channel).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Publish {
+    pub event: String,
+    pub data: String,
+    pub except: Option<String>,
+}
+
+/// Read the cached event.
+#[derive(Message)]
+#[rtype(result = "Option<(String, u64)>")]
+pub struct ReadCache;
+
+/// Read the presence user ids.
+#[derive(Message)]
+#[rtype(result = "Vec<String>")]
+pub struct ReadUsers;
+
+/// The channel must stop (it is idle, or its app is stopping).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopChannel;
+
+// ---- Session → ChannelActor ------------------------------------------------------------------
+
+/// A client event, already checked and serialised by the sending session.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ClientEvent {
+    pub from: String,
+    pub frame: ByteString,
+}
+
+// ---- ChannelActor → AppSupervisor ------------------------------------------------------------
+
+/// The channel has no subscribers and nothing cached. `seen` counts the joins and publishes
+/// it has handled: when the supervisor has sent more, one is still on its way and the channel
+/// must live on.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ChannelIdle {
+    pub channel: String,
+    pub seen: u64,
+}
+
+// ---- anyone → Session ------------------------------------------------------------------------
+
+/// Send `pusher:error` with this code and close the connection with it.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct CloseSession {
+    pub code: CloseCode,
+    pub reason: String,
+}
+
+/// The connection's outbound queue overflowed: the client reads too slowly.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SlowConsumer;
+
+/// Why a subscription was refused after the signature checked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubscribeError {
+    /// The presence channel already has its maximum of distinct users.
+    PresenceFull { max: u32 },
+    /// The app stopped while the subscription was on its way.
+    AppStopped,
+}

@@ -1,0 +1,445 @@
+//! One app's supervisor: owns the app's channel actors and knows its sessions and signed-in
+//! users on this node.
+//!
+//! Joins are routed through here so that channel actors can be created on demand and retired
+//! when idle without losing a join in flight (see [`ChannelIdle`]). The supervisor is also the
+//! boundary a cluster mode will extend: publishes and presence/count queries enter here, so a
+//! Redis adapter can forward them to other nodes and merge the answers without touching
+//! sessions or channels.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use bytestring::ByteString;
+use shared::channel::USER_CHANNEL_PREFIX;
+use shared::{frames, ChannelName, CloseCode};
+
+use super::channel::{ChannelActor, ChannelStats};
+use super::messages::{
+    ChannelCounts, ChannelIdle, CloseSession, ConfigChanged, Connect, ConnectionCount, Disconnect,
+    GetCache, GetCounts, GetUsers, Join, Leave, ListChannels, Publish, PublishEvents, ReadCache,
+    ReadUsers, SignedIn, StopChannel, StopSupervisor, Subscribe, SubscribeError, TerminateUser,
+    Unsubscribe,
+};
+use super::outbox::Outbox;
+use super::session::Session;
+use crate::apps::SharedConfig;
+
+struct SessionEntry {
+    addr: Addr<Session>,
+    outbox: Outbox,
+    channels: HashSet<String>,
+    user_id: Option<String>,
+    watchlist: Vec<String>,
+}
+
+struct ChannelEntry {
+    addr: Addr<ChannelActor>,
+    stats: Arc<ChannelStats>,
+    /// Joins and publishes sent to the actor; compared with what it reports as seen.
+    sent: u64,
+}
+
+pub struct AppSupervisor {
+    config: SharedConfig,
+    sessions: HashMap<String, SessionEntry>,
+    channels: HashMap<String, ChannelEntry>,
+    /// Signed-in user id → its sockets.
+    users: HashMap<String, HashSet<String>>,
+    /// Watched user id → sockets whose watchlist names it.
+    watchers: HashMap<String, HashSet<String>>,
+}
+
+impl AppSupervisor {
+    pub fn new(config: SharedConfig) -> Self {
+        Self {
+            config,
+            sessions: HashMap::new(),
+            channels: HashMap::new(),
+            users: HashMap::new(),
+            watchers: HashMap::new(),
+        }
+    }
+
+    fn app_id(&self) -> String {
+        self.config.load().id.clone()
+    }
+
+    /// The channel's actor, started if the channel had none.
+    fn channel(&mut self, name: &str, ctx: &mut Context<Self>) -> &mut ChannelEntry {
+        if !self.channels.contains_key(name) {
+            let stats = Arc::new(ChannelStats::default());
+            let addr = ChannelActor::new(
+                name.to_owned(),
+                self.config.clone(),
+                ctx.address(),
+                stats.clone(),
+            )
+            .start();
+            tracing::debug!(app_id = %self.app_id(), channel = name, "channel started");
+            self.channels.insert(
+                name.to_owned(),
+                ChannelEntry {
+                    addr,
+                    stats,
+                    sent: 0,
+                },
+            );
+        }
+        self.channels.get_mut(name).expect("inserted above")
+    }
+
+    fn counts(&self, name: &str) -> ChannelCounts {
+        self.channels
+            .get(name)
+            .map_or_else(ChannelCounts::default, |c| ChannelCounts {
+                subscriptions: c.stats.subscriptions.load(Ordering::Relaxed),
+                users: c.stats.users.load(Ordering::Relaxed),
+            })
+    }
+
+    /// Sends a frame to every socket signed in as the user, except one.
+    fn send_to_user(&self, user_id: &str, frame: &ByteString, except: Option<&str>) {
+        let Some(sockets) = self.users.get(user_id) else {
+            return;
+        };
+        for socket_id in sockets {
+            if Some(socket_id.as_str()) == except {
+                continue;
+            }
+            if let Some(session) = self.sessions.get(socket_id) {
+                session.outbox.send(frame.clone());
+            }
+        }
+    }
+
+    /// Tells the watchers of `user_id` that it came online or went offline.
+    fn notify_watchers(&self, user_id: &str, online: bool) {
+        if !self.config.load().watchlist_events {
+            return;
+        }
+        let Some(watchers) = self.watchers.get(user_id) else {
+            return;
+        };
+        let frame: ByteString = if online {
+            frames::watchlist_events(&[user_id], &[])
+        } else {
+            frames::watchlist_events(&[], &[user_id])
+        }
+        .into();
+        for socket_id in watchers {
+            if let Some(session) = self.sessions.get(socket_id) {
+                session.outbox.send(frame.clone());
+            }
+        }
+    }
+
+    fn close_all(&mut self, code: CloseCode, reason: &str) {
+        for session in self.sessions.values() {
+            session.addr.do_send(CloseSession {
+                code,
+                reason: reason.to_owned(),
+            });
+        }
+    }
+}
+
+impl Actor for AppSupervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _: &mut Context<Self>) {
+        tracing::info!(app_id = %self.app_id(), "app started");
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        for channel in self.channels.values() {
+            channel.addr.do_send(StopChannel);
+        }
+        tracing::info!(app_id = %self.app_id(), "app stopped");
+    }
+}
+
+impl Handler<Connect> for AppSupervisor {
+    type Result = Result<(), CloseCode>;
+
+    fn handle(&mut self, msg: Connect, _: &mut Context<Self>) -> Self::Result {
+        let config = self.config.load();
+        if !config.enabled {
+            return Err(CloseCode::AppDisabled);
+        }
+        let max = config.limits.max_connections as usize;
+        if max > 0 && self.sessions.len() >= max {
+            return Err(CloseCode::AppOverConnectionQuota);
+        }
+        self.sessions.insert(
+            msg.socket_id,
+            SessionEntry {
+                addr: msg.session,
+                outbox: msg.outbox,
+                channels: HashSet::new(),
+                user_id: None,
+                watchlist: Vec::new(),
+            },
+        );
+        Ok(())
+    }
+}
+
+impl Handler<Disconnect> for AppSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Disconnect, _: &mut Context<Self>) {
+        let Some(entry) = self.sessions.remove(&msg.socket_id) else {
+            return;
+        };
+        for channel in &entry.channels {
+            if let Some(c) = self.channels.get(channel) {
+                c.addr.do_send(Leave {
+                    socket_id: msg.socket_id.clone(),
+                });
+            }
+        }
+        for watched in &entry.watchlist {
+            if let Some(set) = self.watchers.get_mut(watched) {
+                set.remove(&msg.socket_id);
+                if set.is_empty() {
+                    self.watchers.remove(watched);
+                }
+            }
+        }
+        if let Some(user_id) = entry.user_id {
+            let went_offline = self.users.get_mut(&user_id).is_some_and(|sockets| {
+                sockets.remove(&msg.socket_id);
+                sockets.is_empty()
+            });
+            if went_offline {
+                self.users.remove(&user_id);
+                self.notify_watchers(&user_id, false);
+            }
+        }
+    }
+}
+
+impl Handler<Subscribe> for AppSupervisor {
+    type Result = ResponseFuture<Result<Addr<ChannelActor>, SubscribeError>>;
+
+    fn handle(&mut self, msg: Subscribe, ctx: &mut Context<Self>) -> Self::Result {
+        let Some(session) = self.sessions.get_mut(&msg.socket_id) else {
+            return Box::pin(async { Err(SubscribeError::AppStopped) });
+        };
+        // Recorded before the join completes, so that a disconnect arriving meanwhile still
+        // sends the matching leave (the channel's mailbox keeps the order).
+        session.channels.insert(msg.channel.clone());
+        let outbox = session.outbox.clone();
+        let entry = self.channel(&msg.channel, ctx);
+        entry.sent += 1;
+        let addr = entry.addr.clone();
+        let join = addr.send(Join {
+            socket_id: msg.socket_id,
+            outbox,
+            member: msg.member,
+        });
+        Box::pin(async move {
+            match join.await {
+                Ok(Ok(())) => Ok(addr),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(SubscribeError::AppStopped),
+            }
+        })
+    }
+}
+
+impl Handler<Unsubscribe> for AppSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unsubscribe, _: &mut Context<Self>) {
+        if let Some(session) = self.sessions.get_mut(&msg.socket_id) {
+            session.channels.remove(&msg.channel);
+        }
+        if let Some(c) = self.channels.get(&msg.channel) {
+            c.addr.do_send(Leave {
+                socket_id: msg.socket_id,
+            });
+        }
+    }
+}
+
+impl Handler<ChannelIdle> for AppSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ChannelIdle, _: &mut Context<Self>) {
+        let idle = self
+            .channels
+            .get(&msg.channel)
+            .is_some_and(|c| c.sent == msg.seen);
+        if idle {
+            if let Some(c) = self.channels.remove(&msg.channel) {
+                c.addr.do_send(StopChannel);
+                tracing::debug!(app_id = %self.app_id(), channel = %msg.channel, "channel retired");
+            }
+        }
+    }
+}
+
+impl Handler<SignedIn> for AppSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SignedIn, _: &mut Context<Self>) {
+        let Some(session) = self.sessions.get_mut(&msg.socket_id) else {
+            return;
+        };
+        session.user_id = Some(msg.user_id.clone());
+        session.watchlist.clone_from(&msg.watchlist);
+        let outbox = session.outbox.clone();
+        let sockets = self.users.entry(msg.user_id.clone()).or_default();
+        let came_online = sockets.is_empty();
+        sockets.insert(msg.socket_id.clone());
+        if came_online {
+            self.notify_watchers(&msg.user_id, true);
+        }
+        if self.config.load().watchlist_events && !msg.watchlist.is_empty() {
+            let (online, offline): (Vec<&str>, Vec<&str>) = msg
+                .watchlist
+                .iter()
+                .map(String::as_str)
+                .partition(|id| self.users.contains_key(*id));
+            outbox.send(frames::watchlist_events(&online, &offline).into());
+            for watched in msg.watchlist {
+                self.watchers
+                    .entry(watched)
+                    .or_default()
+                    .insert(msg.socket_id.clone());
+            }
+        }
+    }
+}
+
+impl Handler<PublishEvents> for AppSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: PublishEvents, ctx: &mut Context<Self>) {
+        for event in msg.0 {
+            if let Some(user_id) = event.channel.strip_prefix(USER_CHANNEL_PREFIX) {
+                // Delivered by signed-in identity, whether or not the socket subscribed.
+                let frame =
+                    frames::channel_event(&event.event, &event.channel, &event.data, None).into();
+                self.send_to_user(user_id, &frame, event.except.as_deref());
+                continue;
+            }
+            let publish = Publish {
+                event: event.event,
+                data: event.data,
+                except: event.except,
+            };
+            if let Some(entry) = self.channels.get_mut(&event.channel) {
+                entry.sent += 1;
+                entry.addr.do_send(publish);
+            } else if ChannelName::classify(&event.channel).cache {
+                // Nobody listens yet, but the event must wait for the next subscriber.
+                let entry = self.channel(&event.channel, ctx);
+                entry.sent += 1;
+                entry.addr.do_send(publish);
+            }
+        }
+    }
+}
+
+impl Handler<GetCounts> for AppSupervisor {
+    type Result = Vec<ChannelCounts>;
+
+    fn handle(&mut self, msg: GetCounts, _: &mut Context<Self>) -> Self::Result {
+        msg.0.iter().map(|name| self.counts(name)).collect()
+    }
+}
+
+impl Handler<ListChannels> for AppSupervisor {
+    type Result = Vec<(String, ChannelCounts)>;
+
+    fn handle(&mut self, msg: ListChannels, _: &mut Context<Self>) -> Self::Result {
+        let mut list: Vec<_> = self
+            .channels
+            .keys()
+            .filter(|name| msg.prefix.as_deref().is_none_or(|p| name.starts_with(p)))
+            .map(|name| (name.clone(), self.counts(name)))
+            .filter(|(_, counts)| counts.subscriptions > 0)
+            .collect();
+        list.sort_by(|a, b| a.0.cmp(&b.0));
+        list
+    }
+}
+
+impl Handler<GetCache> for AppSupervisor {
+    type Result = ResponseFuture<Option<(String, u64)>>;
+
+    fn handle(&mut self, msg: GetCache, _: &mut Context<Self>) -> Self::Result {
+        let addr = self.channels.get(&msg.0).map(|c| c.addr.clone());
+        Box::pin(async move {
+            match addr {
+                Some(addr) => addr.send(ReadCache).await.ok().flatten(),
+                None => None,
+            }
+        })
+    }
+}
+
+impl Handler<GetUsers> for AppSupervisor {
+    type Result = ResponseFuture<Vec<String>>;
+
+    fn handle(&mut self, msg: GetUsers, _: &mut Context<Self>) -> Self::Result {
+        let addr = self.channels.get(&msg.0).map(|c| c.addr.clone());
+        Box::pin(async move {
+            match addr {
+                Some(addr) => addr.send(ReadUsers).await.unwrap_or_default(),
+                None => Vec::new(),
+            }
+        })
+    }
+}
+
+impl Handler<TerminateUser> for AppSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: TerminateUser, _: &mut Context<Self>) {
+        let Some(sockets) = self.users.get(&msg.0) else {
+            return;
+        };
+        tracing::info!(app_id = %self.app_id(), connections = sockets.len(), "terminating a user's connections");
+        for socket_id in sockets {
+            if let Some(session) = self.sessions.get(socket_id) {
+                session.addr.do_send(CloseSession {
+                    code: CloseCode::Unauthorized,
+                    reason: "You got disconnected by the app.".into(),
+                });
+            }
+        }
+    }
+}
+
+impl Handler<ConnectionCount> for AppSupervisor {
+    type Result = usize;
+
+    fn handle(&mut self, _: ConnectionCount, _: &mut Context<Self>) -> usize {
+        self.sessions.len()
+    }
+}
+
+impl Handler<ConfigChanged> for AppSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: ConfigChanged, _: &mut Context<Self>) {
+        if !self.config.load().enabled {
+            self.close_all(CloseCode::AppDisabled, "The app is not enabled.");
+        }
+    }
+}
+
+impl Handler<StopSupervisor> for AppSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: StopSupervisor, ctx: &mut Context<Self>) {
+        self.close_all(msg.code, &msg.reason);
+        ctx.stop();
+    }
+}

@@ -1,0 +1,304 @@
+//! Pusher signatures: channel and user authorisation tokens, and signed REST requests.
+//!
+//! Every comparison runs in constant time (through `Mac::verify_slice`), and the key half of a
+//! `key:signature` token must name the app, as Pusher checks it.
+
+use hmac::{Hmac, Mac};
+use md5::{Digest, Md5};
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// HMAC-SHA256 of `message` under `secret`, as lowercase hex.
+pub fn sign(secret: &str, message: &str) -> String {
+    let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC accepts any key");
+    mac.update(message.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Checks a hex signature in constant time.
+pub fn verify(secret: &str, message: &str, signature_hex: &str) -> bool {
+    let Ok(signature) = hex::decode(signature_hex) else {
+        return false;
+    };
+    let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC accepts any key");
+    mac.update(message.as_bytes());
+    mac.verify_slice(&signature).is_ok()
+}
+
+/// Why a `key:signature` token was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TokenError {
+    /// Not of the form `key:hex`.
+    Malformed,
+    /// The key half names another app.
+    WrongKey,
+    /// The signature does not match.
+    BadSignature,
+}
+
+/// Verifies a `key:hex` token over `message` against any of the app's current secrets.
+pub fn verify_token(
+    app_key: &str,
+    secrets: &[&str],
+    message: &str,
+    token: &str,
+) -> Result<(), TokenError> {
+    let (key, signature) = token.split_once(':').ok_or(TokenError::Malformed)?;
+    if key != app_key {
+        return Err(TokenError::WrongKey);
+    }
+    if secrets
+        .iter()
+        .any(|secret| verify(secret, message, signature))
+    {
+        Ok(())
+    } else {
+        Err(TokenError::BadSignature)
+    }
+}
+
+/// The string a private or encrypted channel subscription signs.
+pub fn channel_string(socket_id: &str, channel: &str) -> String {
+    format!("{socket_id}:{channel}")
+}
+
+/// The string a presence subscription signs (the exact `channel_data` received).
+pub fn presence_string(socket_id: &str, channel: &str, channel_data: &str) -> String {
+    format!("{socket_id}:{channel}:{channel_data}")
+}
+
+/// The string `pusher:signin` signs.
+pub fn signin_string(socket_id: &str, user_data: &str) -> String {
+    format!("{socket_id}::user::{user_data}")
+}
+
+/// Lowercase hex MD5 of a request body.
+pub fn body_md5(body: &[u8]) -> String {
+    hex::encode(Md5::digest(body))
+}
+
+/// Why a signed REST request was refused (all are 401s).
+#[derive(Debug, PartialEq, Eq)]
+pub enum RequestAuthError {
+    MissingParam(&'static str),
+    UnknownKey,
+    BadTimestamp,
+    Expired { given: i64, now: i64 },
+    BodyMd5Mismatch,
+    BadSignature,
+}
+
+impl std::fmt::Display for RequestAuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::MissingParam(p) => write!(f, "Missing required query parameter {p}"),
+            Self::UnknownKey => f.write_str("auth_key does not belong to this app"),
+            Self::BadTimestamp => f.write_str("auth_timestamp is not a number"),
+            Self::Expired { given, now } => write!(
+                f,
+                "Timestamp expired: Given timestamp ({given}) not within 600s of server time ({now})"
+            ),
+            Self::BodyMd5Mismatch => f.write_str("body_md5 does not match the request body"),
+            Self::BadSignature => f.write_str("Invalid signature"),
+        }
+    }
+}
+
+/// Largest allowed distance between the request's `auth_timestamp` and the server clock.
+pub const TIMESTAMP_WINDOW_SECS: i64 = 600;
+
+/// Verifies a signed REST request as Pusher does.
+///
+/// `query` holds the URL-decoded query pairs; `path` is the request path without host or query.
+pub fn verify_request(
+    method: &str,
+    path: &str,
+    query: &[(String, String)],
+    body: &[u8],
+    app_key: &str,
+    secrets: &[&str],
+    now_unix: i64,
+) -> Result<(), RequestAuthError> {
+    let find = |name: &'static str| {
+        query
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .ok_or(RequestAuthError::MissingParam(name))
+    };
+    if find("auth_key")? != app_key {
+        return Err(RequestAuthError::UnknownKey);
+    }
+    let timestamp: i64 = find("auth_timestamp")?
+        .parse()
+        .map_err(|_| RequestAuthError::BadTimestamp)?;
+    if (now_unix - timestamp).abs() > TIMESTAMP_WINDOW_SECS {
+        return Err(RequestAuthError::Expired {
+            given: timestamp,
+            now: now_unix,
+        });
+    }
+    let signature = find("auth_signature")?;
+    if !body.is_empty() {
+        let md5 = find("body_md5")?;
+        if !md5.eq_ignore_ascii_case(&body_md5(body)) {
+            return Err(RequestAuthError::BodyMd5Mismatch);
+        }
+    }
+    let mut params: Vec<(String, &str)> = query
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("auth_signature"))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.as_str()))
+        .collect();
+    params.sort();
+    let sorted = params
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let to_sign = format!("{}\n{path}\n{sorted}", method.to_ascii_uppercase());
+    if secrets
+        .iter()
+        .any(|secret| verify(secret, &to_sign, signature))
+    {
+        Ok(())
+    } else {
+        Err(RequestAuthError::BadSignature)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "278d425bdf160c739803";
+    const SECRET: &str = "7ad3773142a6692b25b8";
+
+    #[test]
+    fn documented_vectors() {
+        assert_eq!(
+            sign(SECRET, "1234.1234:private-foobar"),
+            "58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4"
+        );
+        assert_eq!(
+            sign(SECRET, &signin_string("1234.1234", r#"{"id":"12345"}"#)),
+            "4708d583dada6a56435fb8bc611c77c359a31eebde13337c16ab43aa6de336ba"
+        );
+        assert_eq!(
+            sign(
+                SECRET,
+                &presence_string(
+                    "1234.1234",
+                    "presence-foobar",
+                    r#"{"user_id":10,"user_info":{"name":"Mr. Channels"}}"#
+                )
+            ),
+            "31935e7d86dba64c2a90aed31fdc61869f9b22ba9d8863bba239c03ca481bc80"
+        );
+    }
+
+    #[test]
+    fn token_checks_key_and_signature() {
+        let msg = channel_string("1234.1234", "private-foobar");
+        let good = format!("{KEY}:{}", sign(SECRET, &msg));
+        assert_eq!(verify_token(KEY, &[SECRET], &msg, &good), Ok(()));
+        let wrong_key = format!("other:{}", sign(SECRET, &msg));
+        assert_eq!(
+            verify_token(KEY, &[SECRET], &msg, &wrong_key),
+            Err(TokenError::WrongKey)
+        );
+        assert_eq!(
+            verify_token(KEY, &[SECRET], &msg, &format!("{KEY}:00")),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            verify_token(KEY, &[SECRET], &msg, "nocolon"),
+            Err(TokenError::Malformed)
+        );
+        assert_eq!(verify_token(KEY, &["old", SECRET], &msg, &good), Ok(()));
+    }
+
+    fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn documented_post_request_vector() {
+        let body = br#"{"name":"foo","channels":["project-3"],"data":"{\"some\":\"data\"}"}"#;
+        assert_eq!(body_md5(body), "ec365a775a4cd0599faeb73354201b6f");
+        let query = q(&[
+            ("auth_key", KEY),
+            ("auth_timestamp", "1353088179"),
+            ("auth_version", "1.0"),
+            ("body_md5", "ec365a775a4cd0599faeb73354201b6f"),
+            (
+                "auth_signature",
+                "da454824c97ba181a32ccc17a72625ba02771f50b50e1e7430e47a1f3f457e6c",
+            ),
+        ]);
+        let now = 1_353_088_179;
+        assert_eq!(
+            verify_request("POST", "/apps/3/events", &query, body, KEY, &[SECRET], now),
+            Ok(())
+        );
+        assert_eq!(
+            verify_request("POST", "/apps/3/events", &query, b"{}", KEY, &[SECRET], now),
+            Err(RequestAuthError::BodyMd5Mismatch)
+        );
+        assert!(matches!(
+            verify_request(
+                "POST",
+                "/apps/3/events",
+                &query,
+                body,
+                KEY,
+                &[SECRET],
+                now + 601
+            ),
+            Err(RequestAuthError::Expired { .. })
+        ));
+    }
+
+    #[test]
+    fn documented_get_request_vector() {
+        let query = q(&[
+            ("info", "user_count"),
+            ("auth_key", KEY),
+            ("auth_timestamp", "1353088179"),
+            ("filter_by_prefix", "presence-"),
+            ("auth_version", "1.0"),
+            (
+                "auth_signature",
+                "16819168891cb5dfd72b5c7a5d3d602605b26c6ba1930033b5e2eeeb65010291",
+            ),
+        ]);
+        assert_eq!(
+            verify_request(
+                "GET",
+                "/apps/3/channels",
+                &query,
+                b"",
+                KEY,
+                &[SECRET],
+                1_353_088_179
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            verify_request(
+                "GET",
+                "/apps/4/channels",
+                &query,
+                b"",
+                KEY,
+                &[SECRET],
+                1_353_088_179
+            ),
+            Err(RequestAuthError::BadSignature)
+        );
+    }
+}

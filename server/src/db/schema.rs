@@ -1,0 +1,30 @@
+//! The database schema, one definition for every backend.
+
+diesel::table! {
+    apps (id) {
+        id -> Text,
+        name -> Text,
+        app_key -> Text,
+        secret -> Text,
+        enabled -> Bool,
+        allowed_origins -> Text,
+        client_events -> Bool,
+        require_user_auth -> Bool,
+        user_auth_timeout_secs -> Integer,
+        watchlist_events -> Bool,
+        subscription_count_events -> Bool,
+        max_connections -> Integer,
+        max_client_events_per_second -> Integer,
+        max_channel_name_length -> Integer,
+        max_event_name_length -> Integer,
+        max_event_payload_bytes -> Integer,
+        max_event_channels_at_once -> Integer,
+        max_event_batch_size -> Integer,
+        max_presence_members -> Integer,
+        max_presence_member_size_bytes -> Integer,
+        max_user_id_length -> Integer,
+        cache_ttl_secs -> Integer,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}

@@ -1,0 +1,491 @@
+//! The Pusher REST API under `/apps/{app_id}/`: signed requests to trigger events and to read
+//! channel state. Errors are JSON `{error, message}` with 400/401/403/404/413.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use shared::{ChannelKind, ChannelName};
+
+use super::AppState;
+use crate::actors::messages::{
+    ChannelCounts, GetCache, GetCounts, GetUsers, ListChannels, OutgoingEvent, PublishEvents,
+    TerminateUser,
+};
+use crate::actors::registry::AppHandle;
+use crate::apps::AppConfig;
+use crate::auth;
+use crate::error::ApiError;
+
+/// Reads the body up to the configured size; larger bodies are a 413.
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| ApiError::bad_request("Could not read the request body"))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::too_large(format!(
+                "The request body exceeds {limit} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Finds the app and checks the request signature.
+fn authenticate(
+    req: &HttpRequest,
+    state: &AppState,
+    app_id: &str,
+    body: &[u8],
+) -> Result<(AppHandle, Arc<AppConfig>), ApiError> {
+    let app = state
+        .directory
+        .by_id(app_id)
+        .ok_or_else(|| ApiError::not_found(format!("No app with id {app_id}")))?;
+    let config = app.config.load_full();
+    let query = serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string())
+        .map_err(|_| ApiError::bad_request("Malformed query string"))?;
+    auth::verify_request(
+        req.method().as_str(),
+        req.uri().path(),
+        &query,
+        body,
+        &config.key,
+        &[config.secret.as_str()],
+        now_unix(),
+    )
+    .map_err(|e| {
+        tracing::info!(app_id, reason = %e, "REST request refused");
+        ApiError::unauthorized(e.to_string())
+    })?;
+    if !config.enabled {
+        return Err(ApiError::forbidden("The app is disabled"));
+    }
+    Ok((app, config))
+}
+
+fn query_param(req: &HttpRequest, name: &str) -> Option<String> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string())
+        .ok()?
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+/// The requested `info` attributes.
+#[derive(Debug, Default, Clone, Copy)]
+struct Info {
+    user_count: bool,
+    subscription_count: bool,
+    cache: bool,
+}
+
+impl Info {
+    fn parse(info: Option<&str>) -> Result<Self, ApiError> {
+        let mut parsed = Self::default();
+        for attr in info
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+        {
+            match attr {
+                "user_count" => parsed.user_count = true,
+                "subscription_count" => parsed.subscription_count = true,
+                "cache" => parsed.cache = true,
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "Unknown info attribute {other:?}"
+                    )))
+                }
+            }
+        }
+        Ok(parsed)
+    }
+
+    fn any(self) -> bool {
+        self.user_count || self.subscription_count
+    }
+
+    /// The attributes for one channel, `user_count` on presence channels only.
+    fn render(self, channel: &str, counts: ChannelCounts) -> Value {
+        let mut out = Map::new();
+        if self.user_count && ChannelName::classify(channel).is_presence() {
+            out.insert("user_count".into(), counts.users.into());
+        }
+        if self.subscription_count {
+            out.insert("subscription_count".into(), counts.subscriptions.into());
+        }
+        Value::Object(out)
+    }
+}
+
+/// One event as the REST API receives it (`/events`, or one item of `/batch_events`).
+#[derive(Debug, Deserialize)]
+struct EventBody {
+    name: Option<String>,
+    data: Option<Value>,
+    channels: Option<Vec<String>>,
+    channel: Option<String>,
+    socket_id: Option<String>,
+    info: Option<String>,
+}
+
+fn valid_socket_id(id: &str) -> bool {
+    id.split_once('.').is_some_and(|(a, b)| {
+        !a.is_empty()
+            && !b.is_empty()
+            && a.bytes().all(|c| c.is_ascii_digit())
+            && b.bytes().all(|c| c.is_ascii_digit())
+    })
+}
+
+/// Checks one event against the app's limits and turns it into deliveries.
+fn validate_event(
+    config: &AppConfig,
+    body: EventBody,
+) -> Result<(Vec<OutgoingEvent>, Info), ApiError> {
+    let limits = &config.limits;
+    let name = body
+        .name
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::bad_request("Missing event name"))?;
+    if name.len() > limits.max_event_name_length as usize {
+        return Err(ApiError::bad_request(format!(
+            "Event name is too long. Maximum allowed size is {}.",
+            limits.max_event_name_length
+        )));
+    }
+    let data = match body.data {
+        Some(Value::String(s)) => s,
+        Some(Value::Null) | None => return Err(ApiError::bad_request("Missing event data")),
+        Some(other) => other.to_string(),
+    };
+    if data.len() > limits.max_event_payload_bytes as usize {
+        return Err(ApiError::too_large(format!(
+            "The event data should be at most {} bytes.",
+            limits.max_event_payload_bytes
+        )));
+    }
+    let channels = match (body.channels, body.channel) {
+        (Some(channels), _) => channels,
+        (None, Some(channel)) => vec![channel],
+        (None, None) => return Err(ApiError::bad_request("Missing channels")),
+    };
+    if channels.is_empty() || channels.len() > limits.max_event_channels_at_once as usize {
+        return Err(ApiError::bad_request(format!(
+            "An event must go to between 1 and {} channels",
+            limits.max_event_channels_at_once
+        )));
+    }
+    for channel in &channels {
+        let parsed = ChannelName::parse(channel, limits.max_channel_name_length as usize)
+            .map_err(|e| ApiError::bad_request(format!("Invalid channel {channel:?}: {e}")))?;
+        if parsed.is_encrypted() && channels.len() > 1 {
+            return Err(ApiError::bad_request(
+                "An event to an encrypted channel cannot go to other channels too",
+            ));
+        }
+    }
+    if let Some(socket_id) = &body.socket_id {
+        if !valid_socket_id(socket_id) {
+            return Err(ApiError::bad_request(format!(
+                "Invalid socket_id {socket_id:?}"
+            )));
+        }
+    }
+    let info = Info::parse(body.info.as_deref())?;
+    let events = channels
+        .into_iter()
+        .map(|channel| OutgoingEvent {
+            channel,
+            event: name.clone(),
+            data: data.clone(),
+            except: body.socket_id.clone(),
+        })
+        .collect();
+    Ok((events, info))
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("Invalid JSON body: {e}")))
+}
+
+fn mailbox_error<E>(_: E) -> ApiError {
+    ApiError::internal()
+}
+
+/// `POST /apps/{app_id}/events`
+pub async fn trigger_event(
+    req: HttpRequest,
+    payload: web::Payload,
+    app_id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body(payload, state.settings.max_request_body_bytes).await?;
+    let (app, config) = authenticate(&req, &state, &app_id, &body)?;
+    let (events, info) = validate_event(&config, parse_json(&body)?)?;
+    let channels: Vec<String> = events.iter().map(|e| e.channel.clone()).collect();
+    tracing::debug!(app_id = %config.id, channels = channels.len(), "REST trigger");
+    app.supervisor
+        .send(PublishEvents(events))
+        .await
+        .map_err(mailbox_error)?;
+    if !info.any() {
+        return Ok(HttpResponse::Ok().json(json!({})));
+    }
+    let counts = app
+        .supervisor
+        .send(GetCounts(channels.clone()))
+        .await
+        .map_err(mailbox_error)?;
+    let rendered: Map<String, Value> = channels
+        .iter()
+        .zip(counts)
+        .map(|(channel, counts)| (channel.clone(), info.render(channel, counts)))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "channels": rendered })))
+}
+
+#[derive(Debug, Deserialize)]
+struct BatchBody {
+    batch: Vec<EventBody>,
+}
+
+/// `POST /apps/{app_id}/batch_events`
+pub async fn trigger_batch(
+    req: HttpRequest,
+    payload: web::Payload,
+    app_id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body(payload, state.settings.max_request_body_bytes).await?;
+    let (app, config) = authenticate(&req, &state, &app_id, &body)?;
+    let batch: BatchBody = parse_json(&body)?;
+    let max = config.limits.max_event_batch_size as usize;
+    if batch.batch.is_empty() || batch.batch.len() > max {
+        return Err(ApiError::bad_request(format!(
+            "A batch must hold between 1 and {max} events"
+        )));
+    }
+    let mut all = Vec::new();
+    let mut infos = Vec::new();
+    for item in batch.batch {
+        if item.channels.is_some() {
+            return Err(ApiError::bad_request("Each batch item names one channel"));
+        }
+        let (events, info) = validate_event(&config, item)?;
+        infos.push((events[0].channel.clone(), info));
+        all.extend(events);
+    }
+    app.supervisor
+        .send(PublishEvents(all))
+        .await
+        .map_err(mailbox_error)?;
+    if !infos.iter().any(|(_, info)| info.any()) {
+        return Ok(HttpResponse::Ok().json(json!({})));
+    }
+    let names = infos.iter().map(|(c, _)| c.clone()).collect();
+    let counts = app
+        .supervisor
+        .send(GetCounts(names))
+        .await
+        .map_err(mailbox_error)?;
+    let rendered: Vec<Value> = infos
+        .iter()
+        .zip(counts)
+        .map(|((channel, info), counts)| info.render(channel, counts))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "batch": rendered })))
+}
+
+/// `GET /apps/{app_id}/channels`
+pub async fn list_channels(
+    req: HttpRequest,
+    app_id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (app, _) = authenticate(&req, &state, &app_id, b"")?;
+    let prefix = query_param(&req, "filter_by_prefix").filter(|p| !p.is_empty());
+    let info = Info::parse(query_param(&req, "info").as_deref())?;
+    if info.cache {
+        return Err(ApiError::bad_request(
+            "info=cache is only available for a single channel",
+        ));
+    }
+    if info.user_count
+        && !prefix
+            .as_deref()
+            .is_some_and(|p| p.starts_with("presence-"))
+    {
+        return Err(ApiError::bad_request(
+            "user_count is only available for presence channels: use filter_by_prefix=presence-",
+        ));
+    }
+    let list = app
+        .supervisor
+        .send(ListChannels { prefix })
+        .await
+        .map_err(mailbox_error)?;
+    let channels: BTreeMap<String, Value> = list
+        .into_iter()
+        .map(|(name, counts)| {
+            let rendered = info.render(&name, counts);
+            (name, rendered)
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "channels": channels })))
+}
+
+fn path_channel<'a>(config: &AppConfig, name: &'a str) -> Result<ChannelName<'a>, ApiError> {
+    ChannelName::parse(name, config.limits.max_channel_name_length as usize)
+        .map_err(|e| ApiError::bad_request(format!("Invalid channel {name:?}: {e}")))
+}
+
+/// `GET /apps/{app_id}/channels/{channel_name}`
+pub async fn get_channel(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (app_id, channel) = path.into_inner();
+    let (app, config) = authenticate(&req, &state, &app_id, b"")?;
+    let name = path_channel(&config, &channel)?;
+    let info = Info::parse(query_param(&req, "info").as_deref())?;
+    if info.user_count && name.kind != ChannelKind::Presence {
+        return Err(ApiError::bad_request(
+            "user_count is only available for presence channels",
+        ));
+    }
+    if info.cache && !name.cache {
+        return Err(ApiError::bad_request(
+            "cache is only available for cache channels",
+        ));
+    }
+    let counts = app
+        .supervisor
+        .send(GetCounts(vec![channel.clone()]))
+        .await
+        .map_err(mailbox_error)?
+        .pop()
+        .unwrap_or_default();
+    let mut out = Map::new();
+    out.insert("occupied".into(), (counts.subscriptions > 0).into());
+    if let Value::Object(attrs) = info.render(&channel, counts) {
+        out.extend(attrs);
+    }
+    if info.cache {
+        let cached = app
+            .supervisor
+            .send(GetCache(channel.clone()))
+            .await
+            .map_err(mailbox_error)?;
+        out.insert(
+            "cache".into(),
+            cached.map_or(
+                Value::Null,
+                |(data, ttl)| json!({ "data": data, "ttl": ttl }),
+            ),
+        );
+    }
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// `GET /apps/{app_id}/channels/{channel_name}/users`
+pub async fn list_channel_users(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (app_id, channel) = path.into_inner();
+    let (app, config) = authenticate(&req, &state, &app_id, b"")?;
+    if !path_channel(&config, &channel)?.is_presence() {
+        return Err(ApiError::bad_request(
+            "The channel must be a presence channel.",
+        ));
+    }
+    let users = app
+        .supervisor
+        .send(GetUsers(channel))
+        .await
+        .map_err(mailbox_error)?;
+    let users: Vec<Value> = users.into_iter().map(|id| json!({ "id": id })).collect();
+    Ok(HttpResponse::Ok().json(json!({ "users": users })))
+}
+
+/// `POST /apps/{app_id}/users/{user_id}/terminate_connections`
+pub async fn terminate_user_connections(
+    req: HttpRequest,
+    payload: web::Payload,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (app_id, user_id) = path.into_inner();
+    let body = read_body(payload, state.settings.max_request_body_bytes).await?;
+    let (app, _) = authenticate(&req, &state, &app_id, &body)?;
+    if user_id.is_empty() {
+        return Err(ApiError::bad_request("Missing user id"));
+    }
+    app.supervisor
+        .send(TerminateUser(user_id))
+        .await
+        .map_err(mailbox_error)?;
+    Ok(HttpResponse::Ok().json(json!({})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(v: Value) -> EventBody {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn event_validation() {
+        let app = AppConfig::generate("t");
+        let (events, _) =
+            validate_event(&app, body(json!({"name":"e","data":"d","channel":"c"}))).unwrap();
+        assert_eq!(events.len(), 1);
+        let err = validate_event(&app, body(json!({"data":"d","channel":"c"}))).unwrap_err();
+        assert_eq!(err.status.as_u16(), 400);
+        let big = "x".repeat(10 * 1024 + 1);
+        let err =
+            validate_event(&app, body(json!({"name":"e","data":big,"channel":"c"}))).unwrap_err();
+        assert_eq!(err.status.as_u16(), 413);
+        let many: Vec<String> = (0..101).map(|i| format!("c{i}")).collect();
+        let err =
+            validate_event(&app, body(json!({"name":"e","data":"d","channels":many}))).unwrap_err();
+        assert_eq!(err.status.as_u16(), 400);
+        let err = validate_event(
+            &app,
+            body(json!({"name":"e","data":"d","channels":["private-encrypted-a","b"]})),
+        )
+        .unwrap_err();
+        assert_eq!(err.status.as_u16(), 400);
+        let err = validate_event(
+            &app,
+            body(json!({"name":"e","data":"d","channel":"c","socket_id":"abc"})),
+        )
+        .unwrap_err();
+        assert_eq!(err.status.as_u16(), 400);
+        assert!(validate_event(
+            &app,
+            body(json!({"name":"e","data":"d","channel":"#server-to-user-1"}))
+        )
+        .is_ok());
+    }
+}

@@ -1,0 +1,116 @@
+//! `GET /app/{key}`: upgrades to a WebSocket and hands it to a session actor.
+//!
+//! Every refusal is a proper Pusher refusal: the upgrade succeeds, then `pusher:error` and a
+//! close frame with the code tell the client why and whether to reconnect.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use rand::Rng;
+use shared::{frames, CloseCode};
+
+use super::AppState;
+use crate::actors::outbox::{Outbound, Outbox};
+use crate::actors::session::{Heartbeat, Session};
+
+/// Protocol versions this server speaks; a missing `protocol` counts as the newest.
+const PROTOCOLS: std::ops::RangeInclusive<u32> = 4..=7;
+
+/// A new socket id: two random decimal integers, the `\d+\.\d+` form every SDK validates.
+fn socket_id() -> String {
+    let mut rng = rand::rng();
+    format!(
+        "{}.{}",
+        rng.random_range(1..u32::MAX),
+        rng.random_range(1..u32::MAX)
+    )
+}
+
+fn check_protocol(req: &HttpRequest) -> Result<(), (CloseCode, String)> {
+    let query =
+        serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string()).unwrap_or_default();
+    let Some((_, protocol)) = query.iter().find(|(k, _)| k == "protocol") else {
+        return Ok(());
+    };
+    match protocol.parse::<u32>() {
+        Ok(p) if PROTOCOLS.contains(&p) => Ok(()),
+        _ => Err((
+            CloseCode::UnsupportedProtocol,
+            format!("Unsupported protocol version {protocol:?}; this server speaks 4 to 7"),
+        )),
+    }
+}
+
+pub async fn connect_app(
+    req: HttpRequest,
+    body: web::Payload,
+    key: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let settings = &state.settings;
+    let (response, ws, stream) = actix_ws::handle(&req, body)?;
+    let stream = stream
+        .max_frame_size(settings.max_frame_bytes)
+        .aggregate_continuations()
+        .max_continuation_size(settings.max_frame_bytes);
+    let outbox = Outbox::spawn(ws, settings.outbound_buffer_messages);
+    let refuse = |code: CloseCode, reason: String| {
+        tracing::info!(app_key = %key, code = code.code(), reason = %reason, "connection refused");
+        outbox.send(frames::error(Some(code), &reason).into());
+        outbox.push(Outbound::Close(code.code(), reason));
+    };
+
+    if let Err((code, reason)) = check_protocol(&req) {
+        refuse(code, reason);
+        return Ok(response);
+    }
+    let Some(app) = state.directory.by_key(&key) else {
+        refuse(
+            CloseCode::AppNotFound,
+            format!("App key {key} does not exist."),
+        );
+        return Ok(response);
+    };
+    {
+        let config = app.config.load();
+        let origin = req.headers().get("origin").and_then(|v| v.to_str().ok());
+        if !config.origin_allowed(origin) {
+            refuse(CloseCode::Unauthorized, "Origin not allowed".into());
+            return Ok(response);
+        }
+        if !config.enabled {
+            refuse(CloseCode::AppDisabled, "The app is not enabled.".into());
+            return Ok(response);
+        }
+    }
+    let open = state.node.connections.fetch_add(1, Ordering::Relaxed);
+    if settings.max_connections > 0 && open >= settings.max_connections {
+        state.node.connections.fetch_sub(1, Ordering::Relaxed);
+        refuse(
+            CloseCode::OverCapacity,
+            "The server is over capacity. Please reconnect later.".into(),
+        );
+        return Ok(response);
+    }
+    let heartbeat = Heartbeat {
+        activity: Duration::from_secs(settings.activity_timeout_secs),
+        pong: Duration::from_secs(settings.pong_timeout_secs),
+    };
+    // The session decrements the node counter when it stops.
+    Session::new(socket_id(), app, outbox, state.node.clone(), heartbeat).start_with(stream);
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn socket_ids_match_the_sdk_pattern() {
+        for _ in 0..100 {
+            let id = super::socket_id();
+            let (a, b) = id.split_once('.').unwrap();
+            assert!(!a.is_empty() && a.chars().all(|c| c.is_ascii_digit()));
+            assert!(!b.is_empty() && b.chars().all(|c| c.is_ascii_digit()));
+        }
+    }
+}

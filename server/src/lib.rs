@@ -1,0 +1,145 @@
+//! Reverb Pusher: a self-hosted, multi-app server for the Pusher Channels protocol.
+//!
+//! [`start`] runs the whole server on a given listener; `main.rs` and the integration tests
+//! both use it, so tests exercise the very server users run.
+
+pub mod actors;
+pub mod apps;
+pub mod auth;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod presence;
+pub mod rate_limit;
+pub mod settings;
+pub mod telemetry;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use actix_web::{web, App, HttpServer};
+
+use actors::messages::{ShutdownAll, StartApp, UpdateApp};
+use actors::registry::{AppRegistry, Directory, NodeState};
+use apps::AppConfig;
+use db::{DbError, DbPool};
+use settings::Settings;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("cannot serve HTTP: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A running server.
+pub struct Server {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    pub registry: Addr<AppRegistry>,
+    pub directory: Directory,
+    pub pool: DbPool,
+    pub node: Arc<NodeState>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+/// Runs blocking database work off the async threads.
+pub async fn blocking<T, F>(pool: &DbPool, f: F) -> Result<T, DbError>
+where
+    F: FnOnce(&mut db::DbConn) -> Result<T, DbError> + Send + 'static,
+    T: Send + 'static,
+{
+    let pool = pool.clone();
+    web::block(move || f(&mut pool.get()?))
+        .await
+        .map_err(|_| DbError::Migration("database worker panicked".into()))?
+}
+
+/// Opens the database, loads every app into its supervisor and serves HTTP on `listener`.
+/// Must be called inside an actix system.
+pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, StartError> {
+    let url = settings.database_url.clone();
+    let pool = web::block(move || db::connect(&url))
+        .await
+        .map_err(|_| DbError::Migration("database worker panicked".into()))??;
+    let apps = blocking(&pool, db::list_apps).await?;
+
+    let directory = Directory::default();
+    let registry = AppRegistry::new(directory.clone()).start();
+    for app in apps {
+        // Awaited so that every app is reachable before the first connection is accepted.
+        let _ = registry.send(StartApp(app)).await;
+    }
+
+    let node = Arc::new(NodeState::default());
+    let addr = listener.local_addr()?;
+    let workers = if settings.workers == 0 {
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+    } else {
+        settings.workers
+    };
+    let state = web::Data::new(http::AppState {
+        directory: directory.clone(),
+        registry: registry.clone(),
+        node: node.clone(),
+        settings: Arc::new(settings),
+        pool: pool.clone(),
+    });
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .configure(http::configure)
+    })
+    .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(5)
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    tracing::info!(%addr, workers, "listening");
+    Ok(Server {
+        addr,
+        registry,
+        directory,
+        pool,
+        node,
+        handle,
+    })
+}
+
+impl Server {
+    /// Creates an app with fresh credentials, stores it and starts its supervisor.
+    pub async fn create_app(&self, name: &str) -> Result<AppConfig, DbError> {
+        let app = AppConfig::generate(name);
+        self.add_app(app).await
+    }
+
+    /// Stores a fully specified app and starts its supervisor.
+    pub async fn add_app(&self, app: AppConfig) -> Result<AppConfig, DbError> {
+        let stored = app.clone();
+        blocking(&self.pool, move |conn| db::insert_app(conn, &stored)).await?;
+        let _ = self.registry.send(StartApp(app.clone())).await;
+        Ok(app)
+    }
+
+    /// Stores a changed app and applies it to the running supervisor at once.
+    pub async fn update_app(&self, app: AppConfig) -> Result<(), DbError> {
+        let stored = app.clone();
+        blocking(&self.pool, move |conn| db::update_app(conn, &stored)).await?;
+        let _ = self.registry.send(UpdateApp(app)).await;
+        Ok(())
+    }
+
+    /// Tells every client to reconnect elsewhere (4200), then stops serving.
+    pub async fn shutdown(self) {
+        let _ = self.registry.send(ShutdownAll).await;
+        // Let the close frames reach the sockets before the workers stop.
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+        self.handle.stop(true).await;
+    }
+}

@@ -1,0 +1,222 @@
+//! The `reverb-pusher` command: `serve` (the default), `app create|list` and `migrate`.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use figment::providers::Serialized;
+use reverb_pusher::apps::AppConfig;
+use reverb_pusher::settings::Settings;
+use reverb_pusher::{db, telemetry};
+use serde::Serialize;
+
+#[derive(Parser)]
+#[command(
+    name = "reverb-pusher",
+    version,
+    about = "Self-hosted, multi-app Pusher Channels server"
+)]
+struct Cli {
+    /// Settings file (TOML). Defaults to ./reverb-pusher.toml when it exists.
+    #[arg(long, global = true, env = "REVERB_PUSHER_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    overrides: Overrides,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// Flags that override the settings file and environment.
+#[derive(clap::Args, Serialize)]
+struct Overrides {
+    /// Address to listen on.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host: Option<String>,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<u16>,
+    /// Database URL, e.g. sqlite://data/reverb-pusher.db
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Manage apps.
+    App {
+        #[command(subcommand)]
+        command: AppCommand,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+#[derive(Subcommand)]
+enum AppCommand {
+    /// Create an app with fresh credentials and print them.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List apps.
+    List {
+        /// Include each app's secret.
+        #[arg(long)]
+        secrets: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Serialize)]
+struct Credentials<'a> {
+    id: &'a str,
+    name: &'a str,
+    key: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<&'a str>,
+    enabled: bool,
+}
+
+impl<'a> Credentials<'a> {
+    fn of(app: &'a AppConfig, secret: bool) -> Self {
+        Self {
+            id: &app.id,
+            name: &app.name,
+            key: &app.key,
+            secret: secret.then_some(app.secret.as_str()),
+            enabled: app.enabled,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let figment =
+        Settings::figment(cli.config.as_deref()).merge(Serialized::defaults(&cli.overrides));
+    let settings = match Settings::from_figment(&figment) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings),
+        Command::Migrate => db::connect(&settings.database_url)
+            .map(|_| {
+                println!("database is up to date");
+            })
+            .map_err(|e| e.to_string()),
+        Command::App { command } => app_command(&settings, command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn app_command(settings: &Settings, command: AppCommand) -> Result<(), String> {
+    let pool = db::connect(&settings.database_url).map_err(|e| e.to_string())?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    match command {
+        AppCommand::Create { name, json } => {
+            let app = AppConfig::generate(&name);
+            db::insert_app(&mut conn, &app).map_err(|e| e.to_string())?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&Credentials::of(&app, true)).unwrap_or_default()
+                );
+            } else {
+                print_credentials(&app);
+                println!("A running server loads new apps when it starts.");
+            }
+        }
+        AppCommand::List { secrets, json } => {
+            let apps = db::list_apps(&mut conn).map_err(|e| e.to_string())?;
+            if json {
+                let list: Vec<_> = apps.iter().map(|a| Credentials::of(a, secrets)).collect();
+                println!("{}", serde_json::to_string(&list).unwrap_or_default());
+            } else {
+                for app in &apps {
+                    let secret = if secrets {
+                        app.secret.as_str()
+                    } else {
+                        "(use --secrets)"
+                    };
+                    println!(
+                        "{}  name={}  key={}  secret={}  enabled={}",
+                        app.id, app.name, app.key, secret, app.enabled
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_credentials(app: &AppConfig) {
+    println!("app_id:     {}", app.id);
+    println!("app_key:    {}", app.key);
+    println!("app_secret: {}", app.secret);
+}
+
+fn serve(settings: Settings) -> Result<(), String> {
+    telemetry::init(&settings);
+    let listener = TcpListener::bind((settings.host.as_str(), settings.port))
+        .map_err(|e| format!("cannot listen on {}:{}: {e}", settings.host, settings.port))?;
+    actix_web::rt::System::new().block_on(async move {
+        let server = reverb_pusher::start(settings, listener)
+            .await
+            .map_err(|e| e.to_string())?;
+        let apps = server.directory.all();
+        if apps.is_empty() {
+            // First run: hand the user working credentials at once. Printed to the terminal
+            // (not the log) because it contains the secret.
+            let app = server
+                .create_app("default")
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("\nFirst start: created the app \"default\". Its credentials:\n");
+            print_credentials(&app);
+            println!(
+                "\nConnect pusher-js to ws://HOST:{}/app/{} (see README). \
+                 `reverb-pusher app list --secrets` shows them again.\n",
+                server.addr.port(),
+                app.key
+            );
+        }
+        wait_for_signal().await;
+        tracing::info!("shutting down: telling clients to reconnect (4200)");
+        server.shutdown().await;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,152 @@
+//! Server settings: one typed tree, loaded in layers (defaults, then an optional TOML file,
+//! then `REVERB_PUSHER_*` environment variables, then command-line flags) and validated once.
+
+use std::path::Path;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines for a terminal.
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Every setting, with its default. Environment variables are the field names in upper case
+/// behind `REVERB_PUSHER_`, for example `REVERB_PUSHER_PORT=6001`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on.
+    pub host: String,
+    /// Port for WebSockets, the REST API and the admin panel. 0 picks a free port.
+    pub port: u16,
+    /// `sqlite://PATH` (or a plain file path).
+    pub database_url: String,
+    /// HTTP worker threads; 0 means one per CPU core.
+    pub workers: usize,
+    /// Seconds announced to clients as `activity_timeout`; the server also pings a client that
+    /// has been silent this long.
+    pub activity_timeout_secs: u64,
+    /// Seconds to wait for any message after a server ping before closing with 4201.
+    pub pong_timeout_secs: u64,
+    /// Largest WebSocket frame a client may send, in bytes.
+    pub max_frame_bytes: usize,
+    /// Largest REST request body, in bytes.
+    pub max_request_body_bytes: usize,
+    /// Connections this node accepts in total before refusing with 4100; 0 means unlimited.
+    pub max_connections: usize,
+    /// Messages queued for one client before it is treated as too slow and closed with 4100.
+    pub outbound_buffer_messages: usize,
+    /// Log filter in `tracing` `EnvFilter` syntax, e.g. `info` or `reverb_pusher=debug`.
+    pub log_level: String,
+    pub log_format: LogFormat,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            host: "0.0.0.0".into(),
+            port: 6001,
+            database_url: "sqlite://data/reverb-pusher.db".into(),
+            workers: 0,
+            activity_timeout_secs: 120,
+            pong_timeout_secs: 30,
+            max_frame_bytes: 64 * 1024,
+            max_request_body_bytes: 1024 * 1024,
+            max_connections: 0,
+            outbound_buffer_messages: 1024,
+            log_level: "info".into(),
+            log_format: LogFormat::Pretty,
+        }
+    }
+}
+
+/// A setting that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("invalid settings: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("invalid setting {field}: {reason}")]
+    Invalid {
+        field: &'static str,
+        reason: &'static str,
+    },
+}
+
+impl Settings {
+    /// Loads defaults, then `file` if given (or `reverb-pusher.toml` if it exists), then the
+    /// environment. Command-line overrides are applied by the caller with [`Figment::merge`].
+    pub fn figment(file: Option<&Path>) -> Figment {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        match file {
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None => figment = figment.merge(Toml::file("reverb-pusher.toml")),
+        }
+        // `CONFIG` names the file itself; `SKIP_UI` is read by build.rs, not at run time.
+        figment.merge(Env::prefixed("REVERB_PUSHER_").ignore(&["config", "skip_ui"]))
+    }
+
+    /// Extracts and validates.
+    pub fn from_figment(figment: &Figment) -> Result<Self, SettingsError> {
+        let settings: Settings = figment.extract().map_err(Box::new)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let invalid = |field, reason| Err(SettingsError::Invalid { field, reason });
+        if self.activity_timeout_secs == 0 {
+            // pusher-js refuses a handshake whose activity_timeout is 0.
+            return invalid("activity_timeout_secs", "must be at least 1");
+        }
+        if self.pong_timeout_secs == 0 {
+            return invalid("pong_timeout_secs", "must be at least 1");
+        }
+        if self.max_frame_bytes < 1024 {
+            return invalid("max_frame_bytes", "must be at least 1024");
+        }
+        if self.outbound_buffer_messages == 0 {
+            return invalid("outbound_buffer_messages", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Settings::default().validate().unwrap();
+    }
+
+    #[test]
+    fn layers_override_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("reverb-pusher.toml", "port = 7000\nlog_format = \"json\"")?;
+            jail.set_env("REVERB_PUSHER_PORT", "7001");
+            let s = Settings::from_figment(&Settings::figment(None)).unwrap();
+            assert_eq!(s.port, 7001);
+            assert_eq!(s.log_format, LogFormat::Json);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_and_invalid_settings_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("reverb-pusher.toml", "prot = 7000")?;
+            assert!(Settings::from_figment(&Settings::figment(None)).is_err());
+            jail.create_file("reverb-pusher.toml", "activity_timeout_secs = 0")?;
+            assert!(Settings::from_figment(&Settings::figment(None)).is_err());
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,12 @@
+//! Types shared by the server, the admin UI (compiled to wasm32) and the tests.
+//!
+//! This crate owns the Pusher wire vocabulary: close/error codes, channel-name classification
+//! and the exact JSON of every server frame. It must stay free of server dependencies (actix,
+//! diesel) so that the admin UI can use it in the browser.
+
+pub mod channel;
+pub mod codes;
+pub mod frames;
+
+pub use channel::{ChannelKind, ChannelName};
+pub use codes::CloseCode;

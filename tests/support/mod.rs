@@ -1,0 +1,399 @@
+//! Test support: start the real server on port 0 with a temporary SQLite database, a Pusher
+//! WebSocket test client, and a signed REST client.
+
+use std::net::TcpListener;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use awc::ws::{self, Frame};
+use futures_util::{SinkExt, StreamExt};
+use hmac::{Hmac, Mac};
+use md5::{Digest, Md5};
+use reverb_pusher::apps::AppConfig;
+use reverb_pusher::settings::Settings;
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+/// How long a test waits for a frame it expects.
+pub const WAIT: Duration = Duration::from_secs(5);
+/// How long a test waits to be sure a frame does *not* arrive.
+pub const QUIET: Duration = Duration::from_millis(300);
+
+/// A running server with its temporary database.
+pub struct TestServer {
+    pub server: reverb_pusher::Server,
+    pub app: AppConfig,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// A server with default settings and one app.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}, |_| {}).await
+    }
+
+    /// A server whose settings and first app the test adjusts.
+    pub async fn start_with(
+        settings: impl FnOnce(&mut Settings),
+        app: impl FnOnce(&mut AppConfig),
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut s = Settings {
+            host: "127.0.0.1".into(),
+            port: 0,
+            database_url: format!("sqlite://{}", dir.path().join("test.db").display()),
+            workers: 1,
+            ..Settings::default()
+        };
+        settings(&mut s);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let server = reverb_pusher::start(s, listener)
+            .await
+            .expect("server starts");
+        let mut config = AppConfig::generate("test");
+        app(&mut config);
+        let app = server.add_app(config).await.expect("app created");
+        Self {
+            server,
+            app,
+            _dir: dir,
+        }
+    }
+
+    /// Shuts the server down (clients get 4200); the database folder lives until it is done.
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
+    }
+
+    pub fn ws_url(&self, key: &str) -> String {
+        format!(
+            "ws://{}/app/{key}?protocol=7&client=js&version=8.4.0&flash=false",
+            self.server.addr
+        )
+    }
+
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.server.addr)
+    }
+
+    /// Connects to the test app and waits for `connection_established`.
+    pub async fn connect(&self) -> Client {
+        let mut client = Client::open(&self.ws_url(&self.app.key)).await;
+        client.established().await;
+        client
+    }
+
+    /// A signed REST client for the test app.
+    pub fn rest(&self) -> Rest {
+        Rest {
+            base: self.http_url(""),
+            app_id: self.app.id.clone(),
+            key: self.app.key.clone(),
+            secret: self.app.secret.clone(),
+        }
+    }
+
+    /// `key:signature` for a private channel.
+    pub fn auth_private(&self, socket_id: &str, channel: &str) -> String {
+        token(&self.app, &format!("{socket_id}:{channel}"))
+    }
+
+    /// `(auth, channel_data)` for a presence channel.
+    pub fn auth_presence(
+        &self,
+        socket_id: &str,
+        channel: &str,
+        member: &Value,
+    ) -> (String, String) {
+        let data = member.to_string();
+        (
+            token(&self.app, &format!("{socket_id}:{channel}:{data}")),
+            data,
+        )
+    }
+
+    /// `(auth, user_data)` for `pusher:signin`.
+    pub fn auth_user(&self, socket_id: &str, user: &Value) -> (String, String) {
+        let data = user.to_string();
+        (
+            token(&self.app, &format!("{socket_id}::user::{data}")),
+            data,
+        )
+    }
+}
+
+/// `key:hex(HMAC-SHA256(secret, message))`.
+pub fn token(app: &AppConfig, message: &str) -> String {
+    format!("{}:{}", app.key, hmac_hex(&app.secret, message))
+}
+
+pub fn hmac_hex(secret: &str, message: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac key");
+    mac.update(message.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// What the client saw next.
+#[derive(Debug)]
+pub enum Received {
+    Json(Value),
+    Closed(Option<u16>),
+}
+
+/// A WebSocket client speaking the Pusher protocol, as a test sees it.
+pub struct Client {
+    framed: actix_codec::Framed<awc::BoxedSocket, ws::Codec>,
+    pub socket_id: String,
+}
+
+impl Client {
+    /// Opens the socket without waiting for any frame.
+    pub async fn open(url: &str) -> Self {
+        Self::open_with(awc::Client::new().ws(url)).await
+    }
+
+    pub async fn open_with(request: awc::ws::WebsocketsRequest) -> Self {
+        let (_, framed) = request
+            .max_frame_size(1 << 20)
+            .connect()
+            .await
+            .expect("WebSocket connects");
+        Self {
+            framed,
+            socket_id: String::new(),
+        }
+    }
+
+    /// Waits for `connection_established` and records the socket id.
+    pub async fn established(&mut self) -> Value {
+        let frame = self.expect_event("pusher:connection_established").await;
+        let data: Value =
+            serde_json::from_str(frame["data"].as_str().expect("string data")).unwrap();
+        self.socket_id = data["socket_id"].as_str().unwrap().to_owned();
+        data
+    }
+
+    pub async fn send(&mut self, frame: Value) {
+        self.send_text(&frame.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.framed
+            .send(ws::Message::Text(text.to_owned().into()))
+            .await
+            .expect("send");
+    }
+
+    /// The next JSON frame or the close, answering protocol pings on the way.
+    pub async fn next_within(&mut self, wait: Duration) -> Option<Received> {
+        loop {
+            let item = tokio::time::timeout(wait, self.framed.next()).await.ok()?;
+            match item {
+                None | Some(Err(_)) => return Some(Received::Closed(None)),
+                Some(Ok(Frame::Text(bytes))) => {
+                    return Some(Received::Json(
+                        serde_json::from_slice(&bytes).expect("JSON frame"),
+                    ))
+                }
+                Some(Ok(Frame::Close(reason))) => {
+                    return Some(Received::Closed(reason.map(|r| u16::from(r.code))))
+                }
+                Some(Ok(Frame::Ping(payload))) => {
+                    let _ = self.framed.send(ws::Message::Pong(payload)).await;
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// The next JSON frame; panics on close or timeout.
+    pub async fn recv(&mut self) -> Value {
+        match self.next_within(WAIT).await {
+            Some(Received::Json(v)) => v,
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+
+    /// Skips frames until one with this event arrives.
+    pub async fn expect_event(&mut self, event: &str) -> Value {
+        loop {
+            let frame = self.recv().await;
+            if frame["event"] == event {
+                return frame;
+            }
+        }
+    }
+
+    /// Asserts that nothing arrives for a short while.
+    pub async fn expect_silence(&mut self) {
+        if let Some(r) = self.next_within(QUIET).await {
+            panic!("expected silence, got {r:?}");
+        }
+    }
+
+    /// Waits for the close frame, skipping other frames, and returns its code.
+    pub async fn expect_close(&mut self) -> Option<u16> {
+        loop {
+            match self.next_within(WAIT).await {
+                Some(Received::Closed(code)) => return code,
+                Some(Received::Json(_)) => {}
+                None => panic!("the connection was not closed"),
+            }
+        }
+    }
+
+    /// Expects `pusher:error` with this code, then a close with it.
+    pub async fn expect_refusal(&mut self, code: u16) {
+        let error = self.expect_event("pusher:error").await;
+        assert_eq!(error["data"]["code"], code, "{error}");
+        assert_eq!(self.expect_close().await, Some(code));
+    }
+
+    /// Sends a WebSocket ping and waits for the matching pong.
+    pub async fn ping_protocol(&mut self, payload: &'static [u8]) {
+        self.framed
+            .send(ws::Message::Ping(payload.into()))
+            .await
+            .expect("send ping");
+        loop {
+            let item = tokio::time::timeout(WAIT, self.framed.next())
+                .await
+                .expect("pong in time");
+            match item {
+                Some(Ok(Frame::Pong(p))) => {
+                    assert_eq!(&p[..], payload);
+                    return;
+                }
+                Some(Ok(_)) => {}
+                other => panic!("expected a pong, got {other:?}"),
+            }
+        }
+    }
+
+    /// Sends a normal close frame.
+    pub async fn close(&mut self) {
+        let _ = self
+            .framed
+            .send(ws::Message::Close(Some(ws::CloseCode::Normal.into())))
+            .await;
+    }
+
+    pub async fn subscribe(&mut self, channel: &str) -> Value {
+        self.send(json!({"event": "pusher:subscribe", "data": {"auth": "", "channel": channel}}))
+            .await;
+        self.recv().await
+    }
+
+    pub async fn subscribe_with(&mut self, data: Value) -> Value {
+        self.send(json!({"event": "pusher:subscribe", "data": data}))
+            .await;
+        self.recv().await
+    }
+}
+
+/// Decodes the double-encoded `data` of a server frame.
+pub fn data(frame: &Value) -> Value {
+    match &frame["data"] {
+        Value::String(s) => serde_json::from_str(s).unwrap_or(Value::String(s.clone())),
+        other => other.clone(),
+    }
+}
+
+/// A REST client that signs requests the way the official SDKs do.
+pub struct Rest {
+    pub base: String,
+    pub app_id: String,
+    pub key: String,
+    pub secret: String,
+}
+
+/// A REST response: status and JSON body.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Rest {
+    /// Builds the signed query string for a request.
+    pub fn signed_query(
+        &self,
+        method: &str,
+        path: &str,
+        params: &[(&str, &str)],
+        body: &[u8],
+    ) -> String {
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            .to_string();
+        self.signed_query_at(method, path, params, body, &timestamp)
+    }
+
+    pub fn signed_query_at(
+        &self,
+        method: &str,
+        path: &str,
+        params: &[(&str, &str)],
+        body: &[u8],
+        timestamp: &str,
+    ) -> String {
+        let mut pairs: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        pairs.push(("auth_key".into(), self.key.clone()));
+        pairs.push(("auth_timestamp".into(), timestamp.to_owned()));
+        pairs.push(("auth_version".into(), "1.0".into()));
+        if !body.is_empty() {
+            pairs.push(("body_md5".into(), hex::encode(Md5::digest(body))));
+        }
+        pairs.sort();
+        let to_sign = pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&");
+        let signature = hmac_hex(&self.secret, &format!("{method}\n{path}\n{to_sign}"));
+        let encoded = serde_urlencoded::to_string(&pairs).unwrap();
+        format!("{encoded}&auth_signature={signature}")
+    }
+
+    pub async fn raw(&self, method: &str, path: &str, query: &str, body: Vec<u8>) -> Response {
+        let url = format!("{}{path}?{query}", self.base);
+        let client = awc::Client::new();
+        let request = match method {
+            "GET" => client.get(url),
+            _ => client
+                .post(url)
+                .insert_header(("content-type", "application/json")),
+        };
+        let mut response = request.send_body(body).await.expect("HTTP request");
+        let status = response.status().as_u16();
+        let bytes = response.body().limit(1 << 20).await.expect("body");
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+        Response { status, body }
+    }
+
+    pub async fn post(&self, endpoint: &str, body: &Value) -> Response {
+        let path = format!("/apps/{}{endpoint}", self.app_id);
+        let body = body.to_string().into_bytes();
+        let query = self.signed_query("POST", &path, &[], &body);
+        self.raw("POST", &path, &query, body).await
+    }
+
+    pub async fn get(&self, endpoint: &str, params: &[(&str, &str)]) -> Response {
+        let path = format!("/apps/{}{endpoint}", self.app_id);
+        let query = self.signed_query("GET", &path, params, b"");
+        self.raw("GET", &path, &query, Vec::new()).await
+    }
+
+    pub async fn trigger(&self, channel: &str, event: &str, data: &str) -> Response {
+        self.post(
+            "/events",
+            &json!({"name": event, "channel": channel, "data": data}),
+        )
+        .await
+    }
+}

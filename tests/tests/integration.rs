@@ -1,0 +1,11 @@
+//! The integration suite: one binary, each module one area of the protocol, every test
+//! against a real server on a loopback port with its own temporary SQLite database.
+
+mod integration {
+    pub mod channels;
+    pub mod client_events;
+    pub mod connection;
+    pub mod presence;
+    pub mod rest;
+    pub mod users;
+}
