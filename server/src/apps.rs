@@ -58,7 +58,7 @@ pub struct AppConfig {
     pub key: String,
     pub secret: String,
     pub enabled: bool,
-    /// Origins allowed to open WebSockets; empty means any.
+    /// Origins allowed to open `WebSockets`; empty means any.
     pub allowed_origins: Vec<String>,
     pub client_events: bool,
     /// "Authorized connections only": a connection must sign in (or join a private or

@@ -38,7 +38,7 @@ struct Overrides {
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     port: Option<u16>,
-    /// Database URL, e.g. sqlite://data/reverb-pusher.db
+    /// Database URL, e.g. `sqlite://data/reverb-pusher.db`
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     database_url: Option<String>,
@@ -177,6 +177,9 @@ fn print_credentials(app: &AppConfig) {
 
 fn serve(settings: Settings) -> Result<(), String> {
     telemetry::init(&settings);
+    for name in Settings::unknown_env_vars() {
+        tracing::warn!(variable = %name, "environment variable names no setting; ignored");
+    }
     let listener = TcpListener::bind((settings.host.as_str(), settings.port))
         .map_err(|e| format!("cannot listen on {}:{}: {e}", settings.host, settings.port))?;
     actix_web::rt::System::new().block_on(async move {

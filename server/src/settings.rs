@@ -7,6 +7,24 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+const ENV_PREFIX: &str = "REVERB_PUSHER_";
+
+/// Every field of [`Settings`], as environment variables name them (a test keeps it in step).
+const FIELDS: [&str; 12] = [
+    "host",
+    "port",
+    "database_url",
+    "workers",
+    "activity_timeout_secs",
+    "pong_timeout_secs",
+    "max_frame_bytes",
+    "max_request_body_bytes",
+    "max_connections",
+    "outbound_buffer_messages",
+    "log_level",
+    "log_format",
+];
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -24,7 +42,7 @@ pub enum LogFormat {
 pub struct Settings {
     /// Address to listen on.
     pub host: String,
-    /// Port for WebSockets, the REST API and the admin panel. 0 picks a free port.
+    /// Port for `WebSockets`, the REST API and the admin panel. 0 picks a free port.
     pub port: u16,
     /// `sqlite://PATH` (or a plain file path).
     pub database_url: String,
@@ -88,8 +106,23 @@ impl Settings {
             Some(path) => figment = figment.merge(Toml::file_exact(path)),
             None => figment = figment.merge(Toml::file("reverb-pusher.toml")),
         }
-        // `CONFIG` names the file itself; `SKIP_UI` is read by build.rs, not at run time.
-        figment.merge(Env::prefixed("REVERB_PUSHER_").ignore(&["config", "skip_ui"]))
+        // Only setting names are read: other `REVERB_PUSHER_*` variables (the config file path,
+        // build switches, test harness paths) are not settings, and [`unknown_env_vars`]
+        // reports them instead of failing the start.
+        figment.merge(Env::prefixed(ENV_PREFIX).only(&FIELDS))
+    }
+
+    /// `REVERB_PUSHER_*` variables that name no setting (probably typos), for a start-up warning.
+    pub fn unknown_env_vars() -> Vec<String> {
+        const NOT_SETTINGS: [&str; 2] = ["CONFIG", "SKIP_UI"];
+        std::env::vars()
+            .filter_map(|(name, _)| name.strip_prefix(ENV_PREFIX).map(str::to_owned))
+            .filter(|rest| {
+                !NOT_SETTINGS.contains(&rest.as_str())
+                    && !FIELDS.contains(&rest.to_ascii_lowercase().as_str())
+            })
+            .map(|rest| format!("{ENV_PREFIX}{rest}"))
+            .collect()
     }
 
     /// Extracts and validates.
@@ -119,8 +152,39 @@ impl Settings {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail closures return figment's own error type
 mod tests {
     use super::*;
+
+    #[test]
+    fn field_list_matches_the_struct() {
+        let value = serde_json::to_value(Settings::default()).unwrap();
+        let mut keys: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut fields = FIELDS.to_vec();
+        keys.sort_unstable();
+        fields.sort_unstable();
+        assert_eq!(keys, fields);
+    }
+
+    #[test]
+    fn stray_env_vars_are_reported_not_fatal() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("REVERB_PUSHER_BIN", "/x");
+            jail.set_env("REVERB_PUSHER_PROT", "1");
+            jail.set_env("REVERB_PUSHER_PORT", "7002");
+            let s = Settings::from_figment(&Settings::figment(None)).unwrap();
+            assert_eq!(s.port, 7002);
+            let unknown = Settings::unknown_env_vars();
+            assert!(unknown.contains(&"REVERB_PUSHER_PROT".to_owned()));
+            assert!(unknown.contains(&"REVERB_PUSHER_BIN".to_owned()));
+            Ok(())
+        });
+    }
 
     #[test]
     fn defaults_are_valid() {

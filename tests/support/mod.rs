@@ -1,4 +1,4 @@
-//! Test support: start the real server on port 0 with a temporary SQLite database, a Pusher
+//! Test support: start the real server on port 0 with a temporary `SQLite` database, a Pusher
 //! WebSocket test client, and a signed REST client.
 
 use std::net::TcpListener;
@@ -168,7 +168,10 @@ impl Client {
         let frame = self.expect_event("pusher:connection_established").await;
         let data: Value =
             serde_json::from_str(frame["data"].as_str().expect("string data")).unwrap();
-        self.socket_id = data["socket_id"].as_str().unwrap().to_owned();
+        data["socket_id"]
+            .as_str()
+            .unwrap()
+            .clone_into(&mut self.socket_id);
         data
     }
 

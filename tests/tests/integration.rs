@@ -1,5 +1,5 @@
 //! The integration suite: one binary, each module one area of the protocol, every test
-//! against a real server on a loopback port with its own temporary SQLite database.
+//! against a real server on a loopback port with its own temporary `SQLite` database.
 
 mod integration {
     pub mod channels;

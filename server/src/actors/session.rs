@@ -147,9 +147,8 @@ impl Session {
     }
 
     fn handle_text(&mut self, text: &str, ctx: &mut Context<Self>) {
-        let frame: ClientFrame = match serde_json::from_str(text) {
-            Ok(frame) => frame,
-            Err(_) => {
+        let Ok(frame) = serde_json::from_str::<ClientFrame>(text) else {
+            {
                 self.error(
                     None,
                     "Invalid message format: expected a JSON object with an event",
@@ -315,7 +314,6 @@ impl Session {
                         };
                         act.subscriptions.insert(channel, sub);
                     }
-                    Ok(Ok(_)) => act.leave(&channel),
                     Ok(Err(SubscribeError::PresenceFull { .. })) => {
                         act.leave(&channel);
                         act.subscription_error(
@@ -325,7 +323,8 @@ impl Session {
                             4100,
                         );
                     }
-                    Ok(Err(SubscribeError::AppStopped)) | Err(_) => act.leave(&channel),
+                    // Cancelled by the client meanwhile, or the app stopped.
+                    Ok(Ok(_) | Err(SubscribeError::AppStopped)) | Err(_) => act.leave(&channel),
                 }
             })
             .spawn(ctx);
@@ -502,7 +501,7 @@ impl Session {
             self.heartbeat.activity.as_secs(),
         ));
         tracing::info!(app_id = %config.id, socket_id = %self.socket_id, "connection opened");
-        ctx.run_interval(self.heartbeat.tick(), |act, ctx| act.check_liveness(ctx));
+        ctx.run_interval(self.heartbeat.tick(), Self::check_liveness);
         if config.require_user_auth {
             let timeout = Duration::from_secs(u64::from(config.user_auth_timeout_secs));
             ctx.run_later(timeout, |act, ctx| {

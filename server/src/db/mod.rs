@@ -39,7 +39,7 @@ pub enum DbError {
     },
 }
 
-/// Where an SQLite database lives, parsed from the configured URL. The scheme is explicit so
+/// Where an `SQLite` database lives, parsed from the configured URL. The scheme is explicit so
 /// that a mistyped URL of another backend is an error instead of a new file with that name.
 fn sqlite_path(url: &str) -> Result<String, DbError> {
     if let Some(path) = url.strip_prefix("sqlite://") {
@@ -54,7 +54,7 @@ fn sqlite_path(url: &str) -> Result<String, DbError> {
     Ok(url.to_owned())
 }
 
-/// Per-connection SQLite set-up: WAL for concurrent readers, a busy timeout instead of
+/// Per-connection `SQLite` set-up: WAL for concurrent readers, a busy timeout instead of
 /// immediate "database is locked" errors, and enforced foreign keys.
 #[derive(Debug)]
 struct SqliteSetup;
@@ -105,7 +105,7 @@ pub fn migrate(conn: &mut SqliteConnection) -> Result<(), DbError> {
 fn now_unix() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 #[derive(Debug, Queryable, Selectable, Insertable, AsChangeset)]

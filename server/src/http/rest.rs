@@ -40,7 +40,7 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, Api
 fn now_unix() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Finds the app and checks the request signature.

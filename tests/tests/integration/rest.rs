@@ -316,7 +316,7 @@ async fn slow_consumer_is_closed_without_stalling_others() {
     let code = loop {
         match slow.next_within(reverb_pusher_tests::WAIT).await {
             Some(reverb_pusher_tests::Received::Json(frame)) if frame["event"] == "big" => {
-                received += 1
+                received += 1;
             }
             Some(reverb_pusher_tests::Received::Json(_)) => {}
             Some(reverb_pusher_tests::Received::Closed(code)) => break code,

@@ -1,0 +1,373 @@
+// Conformance suite: the real pusher-js 8 client and the official `pusher` Node SDK 5, from npm,
+// against a real Reverb Pusher server process on a loopback port.
+//
+// The server binary comes from SERVER_BIN (default: target/debug/reverb-pusher). Each run
+// uses its own temporary SQLite database and credentials made with `reverb-pusher app create`.
+//
+// Note on encryption: `pusher-js/with-encryption` is pusher-js's browser bundle (it needs `self`
+// and a DOM WebSocket); pusher-js's Node build bundles the same tweetnacl encrypted-channel code,
+// so this suite uses the Node build for encrypted channels.
+
+'use strict';
+
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const { spawn, execFileSync } = require('node:child_process');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const http = require('node:http');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+const querystring = require('node:querystring');
+
+const PusherClient = require('pusher-js');
+const PusherServer = require('pusher');
+
+const BIN = process.env.SERVER_BIN || path.resolve(__dirname, '../../target/debug/reverb-pusher');
+const MASTER_KEY = crypto.randomBytes(32).toString('base64');
+const WAIT_MS = 5000;
+
+let serverProcess;
+let serverExit;
+let authServer;
+let creds;
+let port;
+let authPort;
+let sdk;
+const openClients = [];
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port: p } = srv.address();
+      srv.close(() => resolve(p));
+    });
+    srv.on('error', reject);
+  });
+}
+
+function within(promise, what, ms = WAIT_MS) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+function onceWithMeta(target, event, what) {
+  return within(new Promise((resolve) => target.bind(event, function handler(data, meta) {
+    target.unbind(event, handler);
+    resolve({ data, meta });
+  })), what || event);
+}
+
+async function once(target, event, what) {
+  return (await onceWithMeta(target, event, what)).data;
+}
+
+async function waitForServer() {
+  for (let i = 0; i < 100; i += 1) {
+    const ok = await new Promise((resolve) => {
+      http.get({ host: '127.0.0.1', port, path: '/up' }, (res) => { res.resume(); resolve(res.statusCode === 200); })
+        .on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('server did not start');
+}
+
+// The app's own auth endpoint, built on the SDK's authorizeChannel/authenticateUser as an app
+// would build it. The requesting user is named by an auth param.
+function startAuthServer() {
+  return new Promise((resolve) => {
+    authServer = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk) => { body += chunk; });
+      req.on('end', () => {
+        const params = querystring.parse(body);
+        const user = params.user || 'anonymous';
+        const reply = (status, payload) => {
+          res.writeHead(status, { 'content-type': 'application/json', 'access-control-allow-origin': '*' });
+          res.end(JSON.stringify(payload));
+        };
+        if (req.url === '/pusher/auth') {
+          const channel = params.channel_name;
+          if (channel.startsWith('private-forbidden')) return reply(403, { error: 'no' });
+          if (channel.startsWith('presence-')) {
+            return reply(200, sdk.authorizeChannel(params.socket_id, channel, {
+              user_id: user, user_info: { name: user.toUpperCase() },
+            }));
+          }
+          return reply(200, sdk.authorizeChannel(params.socket_id, channel));
+        }
+        if (req.url === '/pusher/user-auth') {
+          const watchlist = params.watch ? String(params.watch).split(',') : undefined;
+          return reply(200, sdk.authenticateUser(params.socket_id, { id: user, user_info: { name: user }, watchlist }));
+        }
+        return reply(404, {});
+      });
+    });
+    authServer.listen(authPort, '127.0.0.1', resolve);
+  });
+}
+
+function client(user = 'anonymous', extra = {}) {
+  const c = new PusherClient(creds.key, {
+    cluster: 'mt1',
+    wsHost: '127.0.0.1',
+    wsPort: port,
+    forceTLS: false,
+    enabledTransports: ['ws'],
+    channelAuthorization: {
+      endpoint: `http://127.0.0.1:${authPort}/pusher/auth`, transport: 'ajax', params: { user },
+    },
+    userAuthentication: {
+      endpoint: `http://127.0.0.1:${authPort}/pusher/user-auth`, transport: 'ajax', params: { user, ...extra },
+    },
+  });
+  openClients.push(c);
+  return c;
+}
+
+async function connected(user, extra) {
+  const c = client(user, extra);
+  if (c.connection.state !== 'connected') await once(c.connection, 'connected', 'connected');
+  return c;
+}
+
+async function subscribed(c, name) {
+  const channel = c.subscribe(name);
+  await once(channel, 'pusher:subscription_succeeded', `subscription to ${name}`);
+  return channel;
+}
+
+before(async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'reverb-pusher-conformance-'));
+  const db = `sqlite://${path.join(dir, 'conformance.db')}`;
+  creds = JSON.parse(execFileSync(BIN, ['--database-url', db, 'app', 'create', '--name', 'conformance', '--json']));
+  port = await freePort();
+  authPort = await freePort();
+  serverProcess = spawn(BIN, ['--database-url', db, '--host', '127.0.0.1', '--port', String(port), 'serve'], {
+    env: { ...process.env, REVERB_PUSHER_LOG_FORMAT: 'json', REVERB_PUSHER_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  serverExit = new Promise((resolve) => serverProcess.on('exit', (code, signal) => resolve({ code, signal })));
+  await waitForServer();
+  sdk = new PusherServer({
+    appId: creds.id, key: creds.key, secret: creds.secret,
+    host: '127.0.0.1', port: String(port), useTLS: false, encryptionMasterKeyBase64: MASTER_KEY,
+  });
+  await startAuthServer();
+});
+
+after(async () => {
+  for (const c of openClients) c.disconnect();
+  authServer.close();
+  serverProcess.kill('SIGTERM');
+  const { code } = await within(serverExit, 'server exit', 10000);
+  assert.equal(code, 0, 'the server exits cleanly on SIGTERM');
+});
+
+test('connects with a socket id every SDK accepts', async () => {
+  const c = await connected();
+  assert.match(c.connection.socket_id, /^\d+\.\d+$/);
+});
+
+test('public channel receives a triggered event', async () => {
+  const c = await connected();
+  const channel = await subscribed(c, 'public-news');
+  const got = once(channel, 'headline');
+  await sdk.trigger('public-news', 'headline', { title: 'hello' });
+  assert.deepEqual(await got, { title: 'hello' });
+});
+
+test('private channel through the auth endpoint', async () => {
+  const c = await connected('alice');
+  const channel = await subscribed(c, 'private-orders');
+  const got = once(channel, 'created');
+  await sdk.trigger('private-orders', 'created', { id: 7 });
+  assert.deepEqual(await got, { id: 7 });
+});
+
+test('auth endpoint refusal surfaces as subscription_error', async () => {
+  const c = await connected();
+  const channel = c.subscribe('private-forbidden-x');
+  const error = await once(channel, 'pusher:subscription_error');
+  assert.equal(error.status, 403);
+});
+
+test('forged channel auth is refused by the server', async () => {
+  const c = new PusherClient(creds.key, {
+    cluster: 'mt1', wsHost: '127.0.0.1', wsPort: port, forceTLS: false, enabledTransports: ['ws'],
+    channelAuthorization: { customHandler: (_params, cb) => cb(null, { auth: `${creds.key}:${'0'.repeat(64)}` }) },
+  });
+  openClients.push(c);
+  await once(c.connection, 'connected');
+  const channel = c.subscribe('private-forged');
+  const error = await once(channel, 'pusher:subscription_error');
+  assert.equal(error.type, 'AuthError');
+  assert.equal(error.status, 401);
+});
+
+test('presence channel: members, me, member_added and member_removed', async () => {
+  const alice = await connected('alice');
+  const aliceChannel = await subscribed(alice, 'presence-room');
+  assert.equal(aliceChannel.members.count, 1);
+  assert.equal(aliceChannel.members.me.id, 'alice');
+  const added = once(aliceChannel, 'pusher:member_added');
+  const bob = await connected('bob');
+  const bobChannel = await subscribed(bob, 'presence-room');
+  assert.equal(bobChannel.members.count, 2);
+  assert.deepEqual((await added).info, { name: 'BOB' });
+  const removed = once(aliceChannel, 'pusher:member_removed');
+  bob.unsubscribe('presence-room');
+  assert.equal((await removed).id, 'bob');
+
+  const users = await (await sdk.get({ path: '/channels/presence-room/users' })).json();
+  assert.deepEqual(users, { users: [{ id: 'alice' }] });
+});
+
+test('encrypted channel: the SDK encrypts, the client decrypts, the server relays', async () => {
+  const c = await connected('alice');
+  // pusher-js asks the auth endpoint, which adds the shared secret derived from the master key.
+  const channel = await subscribed(c, 'private-encrypted-vault');
+  const got = once(channel, 'secret');
+  await sdk.trigger('private-encrypted-vault', 'secret', { pin: 1234 });
+  assert.deepEqual(await got, { pin: 1234 });
+});
+
+test('cache channel: last event replayed on subscribe, cache_miss when empty', async () => {
+  await sdk.trigger('cache-prices', 'price', { v: 42 });
+  const c = await connected();
+  const channel = c.subscribe('cache-prices');
+  assert.deepEqual(await once(channel, 'price'), { v: 42 });
+  const empty = c.subscribe('cache-nothing');
+  await once(empty, 'pusher:cache_miss');
+});
+
+test('client events go to the other subscriber, not back to the sender', async () => {
+  const a = await connected('alice');
+  const b = await connected('bob');
+  const chA = await subscribed(a, 'private-chat');
+  const chB = await subscribed(b, 'private-chat');
+  let echoed = false;
+  chA.bind('client-typing', () => { echoed = true; });
+  const got = once(chB, 'client-typing');
+  assert.equal(chA.trigger('client-typing', { who: 'alice' }), true);
+  assert.deepEqual(await got, { who: 'alice' });
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(echoed, false);
+});
+
+test('presence client events carry the sender user_id', async () => {
+  const a = await connected('carol');
+  const b = await connected('dave');
+  const chA = await subscribed(a, 'presence-typing');
+  const chB = await subscribed(b, 'presence-typing');
+  const got = onceWithMeta(chB, 'client-hello', 'client event with metadata');
+  chA.trigger('client-hello', { x: 1 });
+  const { data, meta } = await got;
+  assert.deepEqual(data, { x: 1 });
+  assert.equal(meta.user_id, 'carol');
+});
+
+test('sign-in, sendToUser reaches all of that user\'s connections only', async () => {
+  const u1 = await connected('erin');
+  const u1b = await connected('erin');
+  const other = await connected('frank');
+  for (const c of [u1, u1b, other]) {
+    c.signin();
+    // Wait for the user channel subscription that pusher-js makes after signin_success.
+    await within(new Promise((resolve) => {
+      const check = () => (c.user.serverToUserChannel && c.user.serverToUserChannel.subscribed
+        ? resolve() : setTimeout(check, 20));
+      check();
+    }), 'user channel');
+  }
+  let frankGot = false;
+  other.user.bind('notice', () => { frankGot = true; });
+  const a = within(new Promise((r) => u1.user.bind('notice', r)), 'notice on first connection');
+  const b = within(new Promise((r) => u1b.user.bind('notice', r)), 'notice on second connection');
+  await sdk.sendToUser('erin', 'notice', { text: 'hi erin' });
+  assert.deepEqual(await a, { text: 'hi erin' });
+  assert.deepEqual(await b, { text: 'hi erin' });
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(frankGot, false);
+});
+
+test('watchlist events reach pusher-js', async () => {
+  const watcher = await connected('grace', { watch: 'heidi' });
+  const offline = within(new Promise((r) => watcher.user.watchlist.bind('offline', r)), 'offline');
+  watcher.signin();
+  assert.deepEqual((await offline).user_ids, ['heidi']);
+  const online = within(new Promise((r) => watcher.user.watchlist.bind('online', r)), 'online');
+  const heidi = await connected('heidi');
+  heidi.signin();
+  assert.deepEqual((await online).user_ids, ['heidi']);
+});
+
+test('terminateUserConnections disconnects that user for good', async () => {
+  const c = await connected('mallory');
+  c.signin();
+  await within(new Promise((resolve) => {
+    const check = () => (c.user.user_data ? resolve() : setTimeout(check, 20));
+    check();
+  }), 'signin');
+  const error = once(c.connection, 'error', 'connection error');
+  const disconnected = once(c.connection, 'disconnected', 'disconnected');
+  await sdk.terminateUserConnections('mallory');
+  const err = await error;
+  assert.equal(err.data.code, 4009);
+  await disconnected;
+});
+
+test('REST through the SDK: triggerBatch, channels, channel info, users', async () => {
+  const c = await connected('ivan');
+  const pub = await subscribed(c, 'rest-room');
+  await subscribed(c, 'presence-rest');
+  const got = once(pub, 'batched');
+  const batch = await sdk.triggerBatch([
+    { channel: 'rest-room', name: 'batched', data: { n: 1 }, info: 'subscription_count' },
+    { channel: 'presence-rest', name: 'batched', data: { n: 2 }, info: 'user_count' },
+  ]);
+  assert.deepEqual(await batch.json(), { batch: [{ subscription_count: 1 }, { user_count: 1 }] });
+  assert.deepEqual(await got, { n: 1 });
+
+  const trigger = await sdk.trigger(['rest-room'], 'e', 'd', { info: 'subscription_count' });
+  assert.deepEqual(await trigger.json(), { channels: { 'rest-room': { subscription_count: 1 } } });
+
+  const channels = await (await sdk.get({ path: '/channels', params: { filter_by_prefix: 'presence-', info: 'user_count' } })).json();
+  assert.equal(channels.channels['presence-rest'].user_count, 1);
+  const info = await (await sdk.get({ path: '/channels/rest-room', params: { info: 'subscription_count' } })).json();
+  assert.deepEqual(info, { occupied: true, subscription_count: 1 });
+  const users = await (await sdk.get({ path: '/channels/presence-rest/users' })).json();
+  assert.deepEqual(users, { users: [{ id: 'ivan' }] });
+});
+
+test('REST with the wrong secret is refused with 401', async () => {
+  const bad = new PusherServer({
+    appId: creds.id, key: creds.key, secret: 'wrong-secret', host: '127.0.0.1', port: String(port), useTLS: false,
+  });
+  await assert.rejects(bad.trigger('x', 'e', 'd'), (err) => err.status === 401);
+  const unknown = new PusherServer({
+    appId: '1', key: creds.key, secret: creds.secret, host: '127.0.0.1', port: String(port), useTLS: false,
+  });
+  await assert.rejects(unknown.trigger('x', 'e', 'd'), (err) => err.status === 404);
+});
+
+test('unknown app key: pusher-js is refused and does not retry', async () => {
+  const c = new PusherClient('no-such-key', {
+    cluster: 'mt1', wsHost: '127.0.0.1', wsPort: port, forceTLS: false, enabledTransports: ['ws'],
+  });
+  openClients.push(c);
+  const states = [];
+  c.connection.bind('state_change', (s) => states.push(s.current));
+  const error = await once(c.connection, 'error', 'refusal');
+  // During the handshake pusher-js wraps the server's pusher:error in a WebSocketError.
+  assert.equal(error.error.data.code, 4001);
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.deepEqual(states, ['disconnected'], 'refused: no reconnection attempt');
+});
