@@ -49,6 +49,21 @@ impl Default for AppLimits {
     }
 }
 
+/// A secret being rotated out: it still signs until `expires_at` (unix seconds).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PreviousSecret {
+    pub secret: String,
+    pub expires_at: i64,
+}
+
+impl fmt::Debug for PreviousSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PreviousSecret")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Everything the protocol paths need to know about one app.
 #[derive(Clone, PartialEq, Eq)]
 pub struct AppConfig {
@@ -57,6 +72,8 @@ pub struct AppConfig {
     pub name: String,
     pub key: String,
     pub secret: String,
+    /// The secret before the last rotation, during its grace period.
+    pub previous_secret: Option<PreviousSecret>,
     pub enabled: bool,
     /// Origins allowed to open `WebSockets`; empty means any.
     pub allowed_origins: Vec<String>,
@@ -95,6 +112,7 @@ impl AppConfig {
             name: name.to_owned(),
             key: Alphanumeric.sample_string(&mut rng, 20).to_lowercase(),
             secret: Alphanumeric.sample_string(&mut rng, 32).to_lowercase(),
+            previous_secret: None,
             enabled: true,
             allowed_origins: Vec::new(),
             client_events: true,
@@ -104,6 +122,20 @@ impl AppConfig {
             subscription_count_events: false,
             limits: AppLimits::default(),
         }
+    }
+
+    /// The secrets that sign valid requests at `now_unix`: the current one, and the previous
+    /// one until its grace period ends.
+    pub fn signing_secrets(&self, now_unix: i64) -> Vec<&str> {
+        let mut secrets = vec![self.secret.as_str()];
+        if let Some(previous) = self
+            .previous_secret
+            .as_ref()
+            .filter(|p| p.expires_at > now_unix)
+        {
+            secrets.push(previous.secret.as_str());
+        }
+        secrets
     }
 
     /// Whether a browser `Origin` may connect. Entries are exact origins, `*`, or
@@ -141,6 +173,19 @@ mod tests {
         assert_ne!(a.secret, b.secret);
         assert!(a.id.chars().all(|c| c.is_ascii_digit()));
         assert!(!format!("{a:?}").contains(&a.secret));
+    }
+
+    #[test]
+    fn previous_secret_signs_only_during_its_grace_period() {
+        let mut app = AppConfig::generate("a");
+        assert_eq!(app.signing_secrets(100), vec![app.secret.as_str()]);
+        app.previous_secret = Some(PreviousSecret {
+            secret: "old".into(),
+            expires_at: 200,
+        });
+        assert_eq!(app.signing_secrets(100).len(), 2);
+        assert_eq!(app.signing_secrets(200), vec![app.secret.as_str()]);
+        assert!(!format!("{app:?}").contains("old"));
     }
 
     #[test]

@@ -24,7 +24,7 @@ use actix_web::{web, App, HttpServer};
 use actors::messages::{ShutdownAll, StartApp, UpdateApp};
 use actors::registry::{AppRegistry, Directory, NodeState};
 use apps::AppConfig;
-use db::{DbError, DbPool};
+use db::{Db, DbError};
 use settings::Settings;
 
 /// Why the server could not start.
@@ -42,31 +42,34 @@ pub struct Server {
     pub addr: SocketAddr,
     pub registry: Addr<AppRegistry>,
     pub directory: Directory,
-    pub pool: DbPool,
+    pub db: Db,
     pub node: Arc<NodeState>,
     handle: actix_web::dev::ServerHandle,
 }
 
-/// Runs blocking database work off the async threads.
-pub async fn blocking<T, F>(pool: &DbPool, f: F) -> Result<T, DbError>
+/// Runs blocking database work on the blocking pool, off the async threads.
+pub async fn blocking<T, F>(db: &Db, f: F) -> Result<T, DbError>
 where
-    F: FnOnce(&mut db::DbConn) -> Result<T, DbError> + Send + 'static,
+    F: FnOnce(&Db) -> Result<T, DbError> + Send + 'static,
     T: Send + 'static,
 {
-    let pool = pool.clone();
-    web::block(move || f(&mut pool.get()?))
+    let db = db.clone();
+    web::block(move || f(&db))
         .await
-        .map_err(|_| DbError::Migration("database worker panicked".into()))?
+        .map_err(|_| DbError::Unavailable("database worker failed".into()))?
 }
 
 /// Opens the database, loads every app into its supervisor and serves HTTP on `listener`.
 /// Must be called inside an actix system.
 pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, StartError> {
     let url = settings.database_url.clone();
-    let pool = web::block(move || db::connect(&url))
+    let keys = settings.key_source().map_err(DbError::from)?;
+    let options = settings.pool_options();
+    tracing::info!(database = ?db::DbUrl::parse(&url)?, "opening the database");
+    let db = web::block(move || Db::open(&url, options, &keys))
         .await
-        .map_err(|_| DbError::Migration("database worker panicked".into()))??;
-    let apps = blocking(&pool, db::list_apps).await?;
+        .map_err(|_| DbError::Unavailable("database worker failed".into()))??;
+    let apps = blocking(&db, Db::list_apps).await?;
 
     let directory = Directory::default();
     let registry = AppRegistry::new(directory.clone()).start();
@@ -87,7 +90,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
         registry: registry.clone(),
         node: node.clone(),
         settings: Arc::new(settings),
-        pool: pool.clone(),
+        db: db.clone(),
     });
     let server = HttpServer::new(move || {
         App::new()
@@ -106,7 +109,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
         addr,
         registry,
         directory,
-        pool,
+        db,
         node,
         handle,
     })
@@ -122,7 +125,7 @@ impl Server {
     /// Stores a fully specified app and starts its supervisor.
     pub async fn add_app(&self, app: AppConfig) -> Result<AppConfig, DbError> {
         let stored = app.clone();
-        blocking(&self.pool, move |conn| db::insert_app(conn, &stored)).await?;
+        blocking(&self.db, move |db| db.insert_app(&stored)).await?;
         let _ = self.registry.send(StartApp(app.clone())).await;
         Ok(app)
     }
@@ -130,7 +133,7 @@ impl Server {
     /// Stores a changed app and applies it to the running supervisor at once.
     pub async fn update_app(&self, app: AppConfig) -> Result<(), DbError> {
         let stored = app.clone();
-        blocking(&self.pool, move |conn| db::update_app(conn, &stored)).await?;
+        blocking(&self.db, move |db| db.update_app(&stored)).await?;
         let _ = self.registry.send(UpdateApp(app)).await;
         Ok(())
     }

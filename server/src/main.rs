@@ -7,9 +7,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use figment::providers::Serialized;
 use reverb_pusher::apps::AppConfig;
+use reverb_pusher::db::crypto::MasterKey;
+use reverb_pusher::db::{self, Db};
 use reverb_pusher::settings::Settings;
-use reverb_pusher::{db, telemetry};
+use reverb_pusher::telemetry;
 use serde::Serialize;
+use std::path::Path;
 
 #[derive(Parser)]
 #[command(
@@ -55,6 +58,8 @@ enum Command {
     },
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Re-encrypt every stored secret under a new master key (stop the servers first).
+    RotateMasterKey,
 }
 
 #[derive(Subcommand)]
@@ -113,11 +118,10 @@ fn main() -> ExitCode {
     };
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings),
-        Command::Migrate => db::connect(&settings.database_url)
-            .map(|_| {
-                println!("database is up to date");
-            })
+        Command::Migrate => db::open_pool(&settings.database_url, settings.pool_options())
+            .map(|_| println!("database is up to date"))
             .map_err(|e| e.to_string()),
+        Command::RotateMasterKey => rotate_master_key(&settings),
         Command::App { command } => app_command(&settings, command),
     };
     match result {
@@ -129,13 +133,49 @@ fn main() -> ExitCode {
     }
 }
 
+fn open_db(settings: &Settings) -> Result<Db, String> {
+    let keys = settings.key_source().map_err(|e| e.to_string())?;
+    Db::open(&settings.database_url, settings.pool_options(), &keys).map_err(|e| e.to_string())
+}
+
+/// Re-encrypts every secret under a new master key. Stop the servers first: a running server
+/// still holds the old key.
+fn rotate_master_key(settings: &Settings) -> Result<(), String> {
+    let db = open_db(settings)?;
+    let new = MasterKey::generate();
+    if settings.master_key.is_some() {
+        db.rotate_master_key(new.clone())
+            .map_err(|e| e.to_string())?;
+        println!(
+            "Secrets re-encrypted. Set this as the new master_key (REVERB_PUSHER_MASTER_KEY):"
+        );
+        println!("{}", new.to_base64());
+        return Ok(());
+    }
+    let file = Path::new(&settings.master_key_file);
+    let staged = file.with_extension("key.new");
+    let _ = std::fs::remove_file(&staged);
+    // The new key is on disk before the database depends on it, so a crash cannot lose it.
+    new.write_new_file(&staged).map_err(|e| e.to_string())?;
+    db.rotate_master_key(new).map_err(|e| e.to_string())?;
+    let old = file.with_extension("key.old");
+    std::fs::rename(file, &old).map_err(|e| format!("cannot move the old key aside: {e}"))?;
+    std::fs::rename(&staged, file).map_err(|e| format!("cannot install the new key: {e}"))?;
+    println!(
+        "Secrets re-encrypted under a new master key in {}; the old key is kept in {} \
+         until you delete it.",
+        file.display(),
+        old.display()
+    );
+    Ok(())
+}
+
 fn app_command(settings: &Settings, command: AppCommand) -> Result<(), String> {
-    let pool = db::connect(&settings.database_url).map_err(|e| e.to_string())?;
-    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let db = open_db(settings)?;
     match command {
         AppCommand::Create { name, json } => {
             let app = AppConfig::generate(&name);
-            db::insert_app(&mut conn, &app).map_err(|e| e.to_string())?;
+            db.insert_app(&app).map_err(|e| e.to_string())?;
             if json {
                 println!(
                     "{}",
@@ -147,7 +187,7 @@ fn app_command(settings: &Settings, command: AppCommand) -> Result<(), String> {
             }
         }
         AppCommand::List { secrets, json } => {
-            let apps = db::list_apps(&mut conn).map_err(|e| e.to_string())?;
+            let apps = db.list_apps().map_err(|e| e.to_string())?;
             if json {
                 let list: Vec<_> = apps.iter().map(|a| Credentials::of(a, secrets)).collect();
                 println!("{}", serde_json::to_string(&list).unwrap_or_default());

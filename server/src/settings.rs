@@ -10,10 +10,14 @@ use serde::{Deserialize, Serialize};
 const ENV_PREFIX: &str = "REVERB_PUSHER_";
 
 /// Every field of [`Settings`], as environment variables name them (a test keeps it in step).
-const FIELDS: [&str; 12] = [
+const FIELDS: [&str; 16] = [
     "host",
     "port",
     "database_url",
+    "database_pool_size",
+    "database_timeout_secs",
+    "master_key",
+    "master_key_file",
     "workers",
     "activity_timeout_secs",
     "pong_timeout_secs",
@@ -24,6 +28,17 @@ const FIELDS: [&str; 12] = [
     "log_level",
     "log_format",
 ];
+
+/// A setting that must never appear in logs or `Debug` output.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,8 +59,20 @@ pub struct Settings {
     pub host: String,
     /// Port for `WebSockets`, the REST API and the admin panel. 0 picks a free port.
     pub port: u16,
-    /// `sqlite://PATH` (or a plain file path).
+    /// `sqlite://PATH` (or a plain file path), `postgres://USER@HOST/DB` or
+    /// `mysql://USER:PASSWORD@HOST/DB` (PostgreSQL and MySQL need the `postgres`/`mysql` build
+    /// features).
     pub database_url: String,
+    /// Connections kept by the database pool.
+    pub database_pool_size: u32,
+    /// Seconds a database operation waits for a connection before failing as unavailable.
+    pub database_timeout_secs: u64,
+    /// The master key that encrypts app secrets at rest: 32 bytes, base64. When unset, the key
+    /// is read from `master_key_file`, which is created on the first start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub master_key: Option<Secret>,
+    /// Where the master key is kept when `master_key` is unset (created with mode 0600).
+    pub master_key_file: String,
     /// HTTP worker threads; 0 means one per CPU core.
     pub workers: usize,
     /// Seconds announced to clients as `activity_timeout`; the server also pings a client that
@@ -72,6 +99,10 @@ impl Default for Settings {
             host: "0.0.0.0".into(),
             port: 6001,
             database_url: "sqlite://data/reverb-pusher.db".into(),
+            database_pool_size: 8,
+            database_timeout_secs: 5,
+            master_key: None,
+            master_key_file: "data/master.key".into(),
             workers: 0,
             activity_timeout_secs: 120,
             pong_timeout_secs: 30,
@@ -98,6 +129,27 @@ pub enum SettingsError {
 }
 
 impl Settings {
+    /// Where the master key comes from, per these settings.
+    pub fn key_source(&self) -> Result<crate::db::KeySource, crate::db::crypto::KeyError> {
+        let key = self
+            .master_key
+            .as_ref()
+            .map(|k| crate::db::crypto::MasterKey::from_base64(&k.0))
+            .transpose()?;
+        Ok(crate::db::KeySource {
+            key,
+            file: self.master_key_file.clone().into(),
+        })
+    }
+
+    /// Pool sizing from these settings.
+    pub fn pool_options(&self) -> crate::db::PoolOptions {
+        crate::db::PoolOptions {
+            max_size: self.database_pool_size,
+            timeout: std::time::Duration::from_secs(self.database_timeout_secs),
+        }
+    }
+
     /// Loads defaults, then `file` if given (or `reverb-pusher.toml` if it exists), then the
     /// environment. Command-line overrides are applied by the caller with [`Figment::merge`].
     pub fn figment(file: Option<&Path>) -> Figment {
@@ -144,6 +196,12 @@ impl Settings {
         if self.max_frame_bytes < 1024 {
             return invalid("max_frame_bytes", "must be at least 1024");
         }
+        if self.database_pool_size == 0 {
+            return invalid("database_pool_size", "must be at least 1");
+        }
+        if self.database_timeout_secs == 0 {
+            return invalid("database_timeout_secs", "must be at least 1");
+        }
         if self.outbound_buffer_messages == 0 {
             return invalid("outbound_buffer_messages", "must be at least 1");
         }
@@ -158,7 +216,11 @@ mod tests {
 
     #[test]
     fn field_list_matches_the_struct() {
-        let value = serde_json::to_value(Settings::default()).unwrap();
+        let settings = Settings {
+            master_key: Some(Secret("k".into())),
+            ..Settings::default()
+        };
+        let value = serde_json::to_value(settings).unwrap();
         let mut keys: Vec<&str> = value
             .as_object()
             .unwrap()
@@ -184,6 +246,15 @@ mod tests {
             assert!(unknown.contains(&"REVERB_PUSHER_BIN".to_owned()));
             Ok(())
         });
+    }
+
+    #[test]
+    fn master_key_is_never_printed() {
+        let settings = Settings {
+            master_key: Some(Secret("topsecret".into())),
+            ..Settings::default()
+        };
+        assert!(!format!("{settings:?}").contains("topsecret"));
     }
 
     #[test]

@@ -45,6 +45,10 @@ impl TestServer {
             ..Settings::default()
         };
         settings(&mut s);
+        if std::env::var_os("TEST_LOG").is_some() {
+            // `TEST_LOG=1` shows the server's own logs (filter with RUST_LOG).
+            reverb_pusher::telemetry::init(&s);
+        }
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let server = reverb_pusher::start(s, listener)
             .await

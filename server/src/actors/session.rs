@@ -4,7 +4,7 @@
 //! Frames for the client go through the connection's [`Outbox`]; channel actors write there
 //! directly, so a broadcast never passes through this actor.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -65,10 +65,6 @@ pub struct Session {
     node: Arc<NodeState>,
     heartbeat: Heartbeat,
     subscriptions: HashMap<String, Subscription>,
-    /// Subscriptions sent to the supervisor and not yet answered.
-    pending: HashSet<String>,
-    /// Pending subscriptions the client unsubscribed from before they completed.
-    cancelled: HashSet<String>,
     user: Option<SignedInUser>,
     /// Signed in, or joined a private or presence channel ("authorized connections").
     authorized: bool,
@@ -96,8 +92,6 @@ impl Session {
             node,
             heartbeat,
             subscriptions: HashMap::new(),
-            pending: HashSet::new(),
-            cancelled: HashSet::new(),
             user: None,
             authorized: false,
             last_seen: now,
@@ -199,12 +193,12 @@ impl Session {
                 return;
             }
         };
-        if self.subscriptions.contains_key(channel) || self.pending.contains(channel) {
+        if self.subscriptions.contains_key(channel) {
             self.error(None, &format!("Existing subscription to channel {channel}"));
             return;
         }
         let auth = data.auth.as_deref().unwrap_or_default();
-        let secrets = [config.secret.as_str()];
+        let secrets = config.signing_secrets(crate::db::now_unix());
         let verify = |message: String| -> Result<(), String> {
             auth::verify_token(&config.key, &secrets, &message, auth).map_err(|e| match e {
                 auth::TokenError::WrongKey => {
@@ -289,45 +283,42 @@ impl Session {
         };
         let presence_user = member.as_ref().map(|m| m.user_id.clone());
         let requires_auth = name.requires_auth();
-        self.pending.insert(data.channel.clone());
         let request = Subscribe {
             socket_id: self.socket_id.clone(),
             channel: data.channel.clone(),
             member,
         };
         let channel = data.channel;
+        // The channel actor writes `subscription_succeeded` as soon as it has the subscriber;
+        // the client may answer it with a client event at once. Waiting here (nothing else from
+        // this client is handled meanwhile) records the subscription before that frame is read.
         self.app
             .supervisor
             .send(request)
             .into_actor(self)
-            .map(move |result, act, _| {
-                act.pending.remove(&channel);
-                let cancelled = act.cancelled.remove(&channel);
-                match result {
-                    Ok(Ok(addr)) if !cancelled => {
-                        if requires_auth {
-                            act.authorized = true;
-                        }
-                        let sub = Subscription {
-                            channel: Some(addr),
-                            presence_user,
-                        };
-                        act.subscriptions.insert(channel, sub);
+            .map(move |result, act, _| match result {
+                Ok(Ok(addr)) => {
+                    if requires_auth {
+                        act.authorized = true;
                     }
-                    Ok(Err(SubscribeError::PresenceFull { .. })) => {
-                        act.leave(&channel);
-                        act.subscription_error(
-                            &channel,
-                            "LimitReached",
-                            "The maximum members per presence channel limit was reached",
-                            4100,
-                        );
-                    }
-                    // Cancelled by the client meanwhile, or the app stopped.
-                    Ok(Ok(_) | Err(SubscribeError::AppStopped)) | Err(_) => act.leave(&channel),
+                    let sub = Subscription {
+                        channel: Some(addr),
+                        presence_user,
+                    };
+                    act.subscriptions.insert(channel, sub);
                 }
+                Ok(Err(SubscribeError::PresenceFull { .. })) => {
+                    act.leave(&channel);
+                    act.subscription_error(
+                        &channel,
+                        "LimitReached",
+                        "The maximum members per presence channel limit was reached",
+                        4100,
+                    );
+                }
+                Ok(Err(SubscribeError::AppStopped)) | Err(_) => act.leave(&channel),
             })
-            .spawn(ctx);
+            .wait(ctx);
     }
 
     /// Tells the supervisor this socket left the channel.
@@ -339,19 +330,15 @@ impl Session {
     }
 
     fn unsubscribe(&mut self, channel: &str) {
-        if let Some(sub) = self.subscriptions.remove(channel) {
-            if sub.channel.is_some() {
-                self.leave(channel);
-            }
-        } else if self.pending.contains(channel) {
-            self.cancelled.insert(channel.to_owned());
-        } else {
-            self.error(
+        match self.subscriptions.remove(channel) {
+            Some(sub) if sub.channel.is_some() => self.leave(channel),
+            Some(_) => {}
+            None => self.error(
                 None,
                 &format!(
                     "No current subscription to channel {channel}, or subscription in progress"
                 ),
-            );
+            ),
         }
     }
 
@@ -424,8 +411,8 @@ impl Session {
     fn signin(&mut self, data: SigninData) {
         let config = self.app.config.load();
         let signed = auth::signin_string(&self.socket_id, &data.user_data);
-        if auth::verify_token(&config.key, &[config.secret.as_str()], &signed, &data.auth).is_err()
-        {
+        let secrets = config.signing_secrets(crate::db::now_unix());
+        if auth::verify_token(&config.key, &secrets, &signed, &data.auth).is_err() {
             tracing::info!(socket_id = %self.socket_id, "sign-in refused: bad signature");
             self.error(
                 Some(CloseCode::Unauthorized),

@@ -1,108 +1,329 @@
-//! Persistent storage: the connection pool, embedded migrations and the app table.
+//! Persistent storage on SQLite, PostgreSQL or MySQL/MariaDB from one codebase.
 //!
-//! All functions here block; callers on async threads run them through `web::block` or
-//! `spawn_blocking`. The protocol hot path never calls into this module.
+//! The backend is chosen **explicitly from the URL scheme** by [`DbUrl::parse`]; a mistyped
+//! URL is an error, never a new SQLite file. Connections come from an r2d2 pool whose manager
+//! opens exactly that backend (SQLite gets WAL, a busy timeout and foreign keys). Migrations for
+//! each backend are embedded and applied at start-up under a cross-process lock, so several
+//! nodes can start against one database at once. App secrets are stored encrypted under the
+//! master key ([`crypto`]).
+//!
+//! Everything here blocks; callers on async threads go through [`crate::blocking`]. The protocol
+//! hot path never calls into this module.
 
+pub mod crypto;
 pub mod schema;
 
-use std::path::PathBuf;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use diesel::prelude::*;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::r2d2::{ManageConnection, Pool, PooledConnection, R2D2Connection};
+use diesel::result::{DatabaseErrorKind, Error as QueryError};
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-use crate::apps::{AppConfig, AppLimits};
-use schema::apps;
+use crate::apps::{AppConfig, AppLimits, PreviousSecret};
+use crypto::{KeyError, MasterKey};
+use schema::{apps, meta};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+#[cfg(feature = "postgres")]
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+#[cfg(feature = "mysql")]
+const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/mysql");
 
-pub type DbPool = Pool<ConnectionManager<SqliteConnection>>;
-pub type DbConn = PooledConnection<ConnectionManager<SqliteConnection>>;
+/// Declares the connection enum for the backends this build includes (the derive does not
+/// accept `#[cfg]` on variants).
+macro_rules! any_connection {
+    ($($variant:ident($conn:ty)),+ $(,)?) => {
+        /// A connection to whichever backend the URL named.
+        #[derive(diesel::MultiConnection)]
+        pub enum AnyConnection {
+            $($variant($conn)),+
+        }
+    };
+}
+
+#[cfg(all(feature = "postgres", feature = "mysql"))]
+any_connection!(
+    Sqlite(SqliteConnection),
+    Postgres(diesel::PgConnection),
+    Mysql(diesel::MysqlConnection),
+);
+#[cfg(all(feature = "postgres", not(feature = "mysql")))]
+any_connection!(Sqlite(SqliteConnection), Postgres(diesel::PgConnection));
+#[cfg(all(feature = "mysql", not(feature = "postgres")))]
+any_connection!(Sqlite(SqliteConnection), Mysql(diesel::MysqlConnection));
+#[cfg(not(any(feature = "postgres", feature = "mysql")))]
+any_connection!(Sqlite(SqliteConnection));
+
+pub type DbPool = Pool<Manager>;
+pub type DbConn = PooledConnection<Manager>;
 
 /// A storage failure, with a message safe to show (no secrets, no SQL).
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error("unsupported database URL {0:?}: use sqlite://PATH (or a plain file path)")]
+    #[error("unsupported database URL {0:?}: use sqlite://PATH, postgres://... or mysql://...")]
     UnsupportedUrl(String),
-    #[error("cannot open the database: {0}")]
-    Pool(#[from] diesel::r2d2::PoolError),
+    #[error("this build has no {0} support: rebuild with `--features {1}`")]
+    BackendNotBuilt(&'static str, &'static str),
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     #[error("database error: {0}")]
-    Query(#[from] diesel::result::Error),
+    Query(QueryError),
+    #[error("the value conflicts with an existing record")]
+    Conflict,
+    #[error("not found")]
+    NotFound,
     #[error("migration failed: {0}")]
     Migration(String),
-    #[error("cannot create the database folder {path}: {source}")]
-    Folder {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Key(#[from] KeyError),
 }
 
-/// Where an `SQLite` database lives, parsed from the configured URL. The scheme is explicit so
-/// that a mistyped URL of another backend is an error instead of a new file with that name.
-fn sqlite_path(url: &str) -> Result<String, DbError> {
-    if let Some(path) = url.strip_prefix("sqlite://") {
-        return Ok(path.to_owned());
-    }
-    if let Some(path) = url.strip_prefix("sqlite:") {
-        return Ok(path.to_owned());
-    }
-    if url.contains("://") || url.is_empty() {
-        return Err(DbError::UnsupportedUrl(url.to_owned()));
-    }
-    Ok(url.to_owned())
-}
-
-/// Per-connection `SQLite` set-up: WAL for concurrent readers, a busy timeout instead of
-/// immediate "database is locked" errors, and enforced foreign keys.
-#[derive(Debug)]
-struct SqliteSetup;
-
-impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqliteSetup {
-    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
-        diesel::sql_query(
-            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
-             PRAGMA synchronous = NORMAL;",
-        )
-        .execute(conn)
-        .map(|_| ())
-        .map_err(diesel::r2d2::Error::QueryError)
-    }
-}
-
-/// Opens the pool and applies pending migrations.
-pub fn connect(url: &str) -> Result<DbPool, DbError> {
-    let path = sqlite_path(url)?;
-    if path != ":memory:" {
-        if let Some(parent) = std::path::Path::new(&path).parent() {
-            if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent).map_err(|source| DbError::Folder {
-                    path: parent.to_owned(),
-                    source,
-                })?;
+impl From<QueryError> for DbError {
+    fn from(e: QueryError) -> Self {
+        match e {
+            QueryError::NotFound => Self::NotFound,
+            QueryError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => Self::Conflict,
+            QueryError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+                Self::Unavailable(info.message().to_owned())
             }
+            QueryError::BrokenTransactionManager => Self::Unavailable("connection lost".into()),
+            other => Self::Query(other),
+        }
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for DbError {
+    fn from(e: diesel::r2d2::PoolError) -> Self {
+        Self::Unavailable(e.to_string())
+    }
+}
+
+/// Which database the URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    Mysql,
+}
+
+/// A parsed database URL.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DbUrl {
+    pub backend: Backend,
+    /// What the backend's driver is given: a file path for SQLite, the URL otherwise.
+    target: String,
+}
+
+impl fmt::Debug for DbUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.redacted())
+    }
+}
+
+impl DbUrl {
+    /// Parses by scheme: `sqlite://PATH`, `sqlite:PATH` or a bare path; `postgres://` or
+    /// `postgresql://`; `mysql://` or `mariadb://`. Anything else with a scheme is an error.
+    pub fn parse(url: &str) -> Result<Self, DbError> {
+        let sqlite = |path: &str| -> Result<Self, DbError> {
+            if path.is_empty() {
+                return Err(DbError::UnsupportedUrl(url.to_owned()));
+            }
+            Ok(Self {
+                backend: Backend::Sqlite,
+                target: path.to_owned(),
+            })
+        };
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            return sqlite(path);
+        }
+        if let Some(path) = url.strip_prefix("sqlite:") {
+            return sqlite(path);
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            if !cfg!(feature = "postgres") {
+                return Err(DbError::BackendNotBuilt("PostgreSQL", "postgres"));
+            }
+            return Ok(Self {
+                backend: Backend::Postgres,
+                target: url.to_owned(),
+            });
+        }
+        if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+            if !cfg!(feature = "mysql") {
+                return Err(DbError::BackendNotBuilt("MySQL/MariaDB", "mysql"));
+            }
+            let target = url.replacen("mariadb://", "mysql://", 1);
+            return Ok(Self {
+                backend: Backend::Mysql,
+                target,
+            });
+        }
+        if url.contains("://") || url.is_empty() {
+            return Err(DbError::UnsupportedUrl(url.to_owned()));
+        }
+        sqlite(url)
+    }
+
+    /// The URL with any password hidden, for logs.
+    pub fn redacted(&self) -> String {
+        if self.backend == Backend::Sqlite {
+            return format!("sqlite://{}", self.target);
+        }
+        match (self.target.split_once("://"), self.target.rfind('@')) {
+            (Some((scheme, rest)), Some(_)) => {
+                let (auth, host) = rest.rsplit_once('@').unwrap_or(("", rest));
+                let user = auth.split_once(':').map_or(auth, |(u, _)| u);
+                format!("{scheme}://{user}:***@{host}")
+            }
+            _ => self.target.clone(),
+        }
+    }
+}
+
+/// Opens connections of exactly the backend the URL named.
+#[derive(Debug)]
+pub struct Manager {
+    url: DbUrl,
+}
+
+impl ManageConnection for Manager {
+    type Connection = AnyConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<AnyConnection, Self::Error> {
+        use diesel::r2d2::Error as E;
+        match self.url.backend {
+            Backend::Sqlite => {
+                let mut conn =
+                    SqliteConnection::establish(&self.url.target).map_err(E::ConnectionError)?;
+                // WAL lets readers work beside a writer; the busy timeout waits for a lock
+                // instead of failing at once; foreign keys are off by default in SQLite.
+                diesel::sql_query(
+                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+                     PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                )
+                .execute(&mut conn)
+                .map_err(E::QueryError)?;
+                Ok(AnyConnection::Sqlite(conn))
+            }
+            #[cfg(feature = "postgres")]
+            Backend::Postgres => diesel::PgConnection::establish(&self.url.target)
+                .map(AnyConnection::Postgres)
+                .map_err(E::ConnectionError),
+            #[cfg(feature = "mysql")]
+            Backend::Mysql => diesel::MysqlConnection::establish(&self.url.target)
+                .map(AnyConnection::Mysql)
+                .map_err(E::ConnectionError),
+            #[allow(unreachable_patterns)]
+            _ => unreachable!("DbUrl::parse refuses backends this build lacks"),
+        }
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+        std::thread::panicking() || conn.is_broken()
+    }
+}
+
+/// Pool sizing and timeouts.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolOptions {
+    pub max_size: u32,
+    /// How long a caller waits for a connection before the operation fails as unavailable.
+    pub timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            max_size: 8,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Opens the pool (connecting at once, so a wrong URL fails the start) and migrates.
+pub fn open_pool(url: &str, options: PoolOptions) -> Result<DbPool, DbError> {
+    let url = DbUrl::parse(url)?;
+    if url.backend == Backend::Sqlite && url.target != ":memory:" {
+        if let Some(parent) = Path::new(&url.target)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                DbError::Unavailable(format!("cannot create {}: {e}", parent.display()))
+            })?;
         }
     }
     let pool = Pool::builder()
-        .max_size(4)
-        .connection_timeout(Duration::from_secs(5))
-        .connection_customizer(Box::new(SqliteSetup))
-        .build(ConnectionManager::<SqliteConnection>::new(path))?;
+        .max_size(options.max_size)
+        // Idle connections are opened on demand: an outage at start-up is reported once, and
+        // the pool does not keep redialling a database nobody is using.
+        .min_idle(Some(0))
+        .connection_timeout(options.timeout)
+        .build(Manager { url })
+        .map_err(|e| DbError::Unavailable(e.to_string()))?;
     let mut conn = pool.get()?;
     migrate(&mut conn)?;
     drop(conn);
     Ok(pool)
 }
 
-/// Applies the embedded migrations that have not run yet.
-pub fn migrate(conn: &mut SqliteConnection) -> Result<(), DbError> {
-    conn.run_pending_migrations(SQLITE_MIGRATIONS)
-        .map(|_| ())
-        .map_err(|e| DbError::Migration(e.to_string()))
+/// Applies pending migrations under a lock that other nodes starting at the same time respect.
+pub fn migrate(conn: &mut AnyConnection) -> Result<(), DbError> {
+    let failed = |e: Box<dyn std::error::Error + Send + Sync>| DbError::Migration(e.to_string());
+    match conn {
+        AnyConnection::Sqlite(c) => c.immediate_transaction(|c| {
+            c.run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(|_| ())
+                .map_err(failed)
+        }),
+        #[cfg(feature = "postgres")]
+        AnyConnection::Postgres(c) => {
+            // Session-level advisory lock: a second node waits here, then finds nothing to do.
+            diesel::sql_query("SELECT pg_advisory_lock(7270737031)").execute(c)?;
+            let result = c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|_| ())
+                .map_err(failed);
+            diesel::sql_query("SELECT pg_advisory_unlock(7270737031)").execute(c)?;
+            result
+        }
+        #[cfg(feature = "mysql")]
+        AnyConnection::Mysql(c) => {
+            #[derive(QueryableByName)]
+            struct Lock {
+                #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Integer>)]
+                got: Option<i32>,
+            }
+            let lock: Lock =
+                diesel::sql_query("SELECT GET_LOCK('reverb_pusher_migrations', 60) AS got")
+                    .get_result(c)?;
+            if lock.got != Some(1) {
+                return Err(DbError::Migration(
+                    "timed out waiting for another node's migration".into(),
+                ));
+            }
+            let result = c
+                .run_pending_migrations(MYSQL_MIGRATIONS)
+                .map(|_| ())
+                .map_err(failed);
+            diesel::sql_query("SELECT RELEASE_LOCK('reverb_pusher_migrations') AS got")
+                .get_result::<Lock>(c)?;
+            result
+        }
+    }
 }
 
-fn now_unix() -> i64 {
+pub fn now_unix() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
@@ -110,6 +331,7 @@ fn now_unix() -> i64 {
 
 #[derive(Debug, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = apps)]
+#[diesel(treat_none_as_null = true)]
 struct AppRow {
     id: String,
     name: String,
@@ -135,6 +357,8 @@ struct AppRow {
     cache_ttl_secs: i32,
     created_at: i64,
     updated_at: i64,
+    previous_secret: Option<String>,
+    previous_secret_expires_at: Option<i64>,
 }
 
 fn to_u32(v: i32) -> u32 {
@@ -145,45 +369,61 @@ fn to_i32(v: u32) -> i32 {
     i32::try_from(v).unwrap_or(i32::MAX)
 }
 
-impl From<AppRow> for AppConfig {
-    fn from(r: AppRow) -> Self {
-        Self {
-            id: r.id,
-            name: r.name,
-            key: r.app_key,
-            secret: r.secret,
-            enabled: r.enabled,
-            allowed_origins: serde_json::from_str(&r.allowed_origins).unwrap_or_default(),
-            client_events: r.client_events,
-            require_user_auth: r.require_user_auth,
-            user_auth_timeout_secs: to_u32(r.user_auth_timeout_secs),
-            watchlist_events: r.watchlist_events,
-            subscription_count_events: r.subscription_count_events,
-            limits: AppLimits {
-                max_connections: to_u32(r.max_connections),
-                max_client_events_per_second: to_u32(r.max_client_events_per_second),
-                max_channel_name_length: to_u32(r.max_channel_name_length),
-                max_event_name_length: to_u32(r.max_event_name_length),
-                max_event_payload_bytes: to_u32(r.max_event_payload_bytes),
-                max_event_channels_at_once: to_u32(r.max_event_channels_at_once),
-                max_event_batch_size: to_u32(r.max_event_batch_size),
-                max_presence_members: to_u32(r.max_presence_members),
-                max_presence_member_size_bytes: to_u32(r.max_presence_member_size_bytes),
-                max_user_id_length: to_u32(r.max_user_id_length),
-                cache_ttl_secs: to_u32(r.cache_ttl_secs),
-            },
-        }
-    }
+/// The associated data that binds an app's encrypted secret to its row.
+fn secret_context(app_id: &str) -> String {
+    format!("app:{app_id}")
+}
+
+fn previous_secret_context(app_id: &str) -> String {
+    format!("app-previous:{app_id}")
 }
 
 impl AppRow {
-    fn from_config(c: &AppConfig, created_at: i64, updated_at: i64) -> Self {
+    fn into_config(self, key: &MasterKey) -> Result<AppConfig, KeyError> {
+        let secret = key.decrypt(&self.secret, &secret_context(&self.id))?;
+        let previous_secret = match (self.previous_secret, self.previous_secret_expires_at) {
+            (Some(stored), Some(expires_at)) => Some(PreviousSecret {
+                secret: key.decrypt(&stored, &previous_secret_context(&self.id))?,
+                expires_at,
+            }),
+            _ => None,
+        };
+        Ok(AppConfig {
+            id: self.id,
+            name: self.name,
+            key: self.app_key,
+            secret,
+            previous_secret,
+            enabled: self.enabled,
+            allowed_origins: serde_json::from_str(&self.allowed_origins).unwrap_or_default(),
+            client_events: self.client_events,
+            require_user_auth: self.require_user_auth,
+            user_auth_timeout_secs: to_u32(self.user_auth_timeout_secs),
+            watchlist_events: self.watchlist_events,
+            subscription_count_events: self.subscription_count_events,
+            limits: AppLimits {
+                max_connections: to_u32(self.max_connections),
+                max_client_events_per_second: to_u32(self.max_client_events_per_second),
+                max_channel_name_length: to_u32(self.max_channel_name_length),
+                max_event_name_length: to_u32(self.max_event_name_length),
+                max_event_payload_bytes: to_u32(self.max_event_payload_bytes),
+                max_event_channels_at_once: to_u32(self.max_event_channels_at_once),
+                max_event_batch_size: to_u32(self.max_event_batch_size),
+                max_presence_members: to_u32(self.max_presence_members),
+                max_presence_member_size_bytes: to_u32(self.max_presence_member_size_bytes),
+                max_user_id_length: to_u32(self.max_user_id_length),
+                cache_ttl_secs: to_u32(self.cache_ttl_secs),
+            },
+        })
+    }
+
+    fn from_config(c: &AppConfig, key: &MasterKey, created_at: i64, updated_at: i64) -> Self {
         let l = &c.limits;
         Self {
             id: c.id.clone(),
             name: c.name.clone(),
             app_key: c.key.clone(),
-            secret: c.secret.clone(),
+            secret: key.encrypt(&c.secret, &secret_context(&c.id)),
             enabled: c.enabled,
             allowed_origins: serde_json::to_string(&c.allowed_origins)
                 .unwrap_or_else(|_| "[]".into()),
@@ -205,37 +445,195 @@ impl AppRow {
             cache_ttl_secs: to_i32(l.cache_ttl_secs),
             created_at,
             updated_at,
+            previous_secret: c
+                .previous_secret
+                .as_ref()
+                .map(|p| key.encrypt(&p.secret, &previous_secret_context(&c.id))),
+            previous_secret_expires_at: c.previous_secret.as_ref().map(|p| p.expires_at),
         }
     }
 }
 
-/// Every app, oldest first.
-pub fn list_apps(conn: &mut DbConn) -> Result<Vec<AppConfig>, DbError> {
-    let rows = apps::table
-        .order(apps::created_at.asc())
-        .select(AppRow::as_select())
-        .load(conn)?;
-    Ok(rows.into_iter().map(AppConfig::from).collect())
+/// Where the master key comes from.
+#[derive(Debug, Clone)]
+pub struct KeySource {
+    /// Set in the settings; takes precedence over the file.
+    pub key: Option<MasterKey>,
+    /// Read if it exists; created (0600) on a fresh database otherwise.
+    pub file: std::path::PathBuf,
 }
 
-/// Stores a new app.
-pub fn insert_app(conn: &mut DbConn, app: &AppConfig) -> Result<(), DbError> {
-    let now = now_unix();
-    diesel::insert_into(apps::table)
-        .values(AppRow::from_config(app, now, now))
-        .execute(conn)?;
-    Ok(())
+const KEY_CHECK: &str = "master_key_check";
+const KEY_CHECK_PLAINTEXT: &str = "reverb-pusher";
+
+/// The storage handle: a pool and the master key that seals the secrets in it.
+#[derive(Clone)]
+pub struct Db {
+    pub pool: DbPool,
+    key: Arc<MasterKey>,
 }
 
-/// Stores a changed app (every field but the creation time).
-pub fn update_app(conn: &mut DbConn, app: &AppConfig) -> Result<(), DbError> {
-    let created: i64 = apps::table
-        .find(&app.id)
-        .select(apps::created_at)
-        .first(conn)?;
-    diesel::update(apps::table.find(&app.id))
-        .set(AppRow::from_config(app, created, now_unix()))
-        .execute(conn)?;
+impl fmt::Debug for Db {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Db").finish_non_exhaustive()
+    }
+}
+
+impl Db {
+    /// Opens and migrates the database, resolves the master key and checks that it matches,
+    /// and encrypts any secrets an older version stored in plain text.
+    pub fn open(url: &str, options: PoolOptions, keys: &KeySource) -> Result<Self, DbError> {
+        let pool = open_pool(url, options)?;
+        let mut conn = pool.get()?;
+        let key = resolve_key(&mut conn, keys)?;
+        encrypt_legacy_secrets(&mut conn, &key)?;
+        drop(conn);
+        Ok(Self {
+            pool,
+            key: Arc::new(key),
+        })
+    }
+
+    pub fn conn(&self) -> Result<DbConn, DbError> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Every app, oldest first.
+    pub fn list_apps(&self) -> Result<Vec<AppConfig>, DbError> {
+        let rows = apps::table
+            .order((apps::created_at.asc(), apps::id.asc()))
+            .select(AppRow::as_select())
+            .load(&mut self.conn()?)?;
+        rows.into_iter()
+            .map(|r| r.into_config(&self.key).map_err(DbError::from))
+            .collect()
+    }
+
+    /// Stores a new app (its id and key must be unused: [`DbError::Conflict`] otherwise).
+    pub fn insert_app(&self, app: &AppConfig) -> Result<(), DbError> {
+        let now = now_unix();
+        diesel::insert_into(apps::table)
+            .values(AppRow::from_config(app, &self.key, now, now))
+            .execute(&mut self.conn()?)?;
+        Ok(())
+    }
+
+    /// Stores a changed app (every field but the creation time).
+    pub fn update_app(&self, app: &AppConfig) -> Result<(), DbError> {
+        let mut conn = self.conn()?;
+        let created: i64 = apps::table
+            .find(&app.id)
+            .select(apps::created_at)
+            .first(&mut conn)?;
+        diesel::update(apps::table.find(&app.id))
+            .set(AppRow::from_config(app, &self.key, created, now_unix()))
+            .execute(&mut conn)?;
+        Ok(())
+    }
+
+    /// Deletes an app; [`DbError::NotFound`] if there was none.
+    pub fn delete_app(&self, id: &str) -> Result<(), DbError> {
+        let deleted = diesel::delete(apps::table.find(id)).execute(&mut self.conn()?)?;
+        if deleted == 0 {
+            return Err(DbError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// The raw stored secret column of an app (tests prove it holds no plaintext).
+    pub fn stored_secret(&self, id: &str) -> Result<String, DbError> {
+        Ok(apps::table
+            .find(id)
+            .select(apps::secret)
+            .first(&mut self.conn()?)?)
+    }
+
+    /// Re-encrypts every secret under `new` in one transaction and returns a handle using it.
+    /// The caller stores the new key (file or setting) before using the returned handle.
+    pub fn rotate_master_key(&self, new: MasterKey) -> Result<Self, DbError> {
+        let old = self.key.clone();
+        self.conn()?.transaction::<_, DbError, _>(|conn| {
+            let rows: Vec<AppRow> = apps::table.select(AppRow::as_select()).load(conn)?;
+            for row in rows {
+                let app = row.into_config(&old)?;
+                let created: i64 = apps::table
+                    .find(&app.id)
+                    .select(apps::created_at)
+                    .first(conn)?;
+                diesel::update(apps::table.find(&app.id))
+                    .set(AppRow::from_config(&app, &new, created, now_unix()))
+                    .execute(conn)?;
+            }
+            diesel::update(meta::table.find(KEY_CHECK))
+                .set(meta::value.eq(new.encrypt(KEY_CHECK_PLAINTEXT, KEY_CHECK)))
+                .execute(conn)?;
+            Ok(())
+        })?;
+        Ok(Self {
+            pool: self.pool.clone(),
+            key: Arc::new(new),
+        })
+    }
+}
+
+/// Finds the master key and proves it is the one this database was sealed with.
+fn resolve_key(conn: &mut DbConn, keys: &KeySource) -> Result<MasterKey, DbError> {
+    let check: Option<String> = meta::table
+        .find(KEY_CHECK)
+        .select(meta::value)
+        .first(conn)
+        .optional()?;
+    let key = match (&keys.key, MasterKey::read_file(&keys.file)?) {
+        (Some(key), _) => key.clone(),
+        (None, Some(key)) => key,
+        (None, None) => {
+            let app_count: i64 = apps::table.count().get_result(conn)?;
+            if check.is_some() || app_count > 0 && any_encrypted(conn)? {
+                return Err(KeyError::Missing(keys.file.display().to_string()).into());
+            }
+            let key = MasterKey::generate();
+            key.write_new_file(&keys.file)?;
+            tracing::info!(file = %keys.file.display(), "created a new master key file (mode 0600); back it up");
+            key
+        }
+    };
+    let stored = if let Some(stored) = check {
+        stored
+    } else {
+        let sealed = key.encrypt(KEY_CHECK_PLAINTEXT, KEY_CHECK);
+        let inserted = diesel::insert_into(meta::table)
+            .values((meta::name.eq(KEY_CHECK), meta::value.eq(&sealed)))
+            .execute(conn)
+            .map_err(DbError::from);
+        match inserted {
+            Ok(_) => sealed,
+            // Another node sealed the database first: its key must be ours too.
+            Err(DbError::Conflict) => meta::table
+                .find(KEY_CHECK)
+                .select(meta::value)
+                .first(conn)?,
+            Err(e) => return Err(e),
+        }
+    };
+    key.decrypt(&stored, KEY_CHECK)
+        .map_err(|_| KeyError::Mismatch)?;
+    Ok(key)
+}
+
+fn any_encrypted(conn: &mut DbConn) -> Result<bool, DbError> {
+    let secrets: Vec<String> = apps::table.select(apps::secret).load(conn)?;
+    Ok(secrets.iter().any(|s| crypto::is_encrypted(s)))
+}
+
+/// Databases written before secrets were encrypted hold them in plain text: seal them now.
+fn encrypt_legacy_secrets(conn: &mut DbConn, key: &MasterKey) -> Result<(), DbError> {
+    let rows: Vec<(String, String)> = apps::table.select((apps::id, apps::secret)).load(conn)?;
+    for (id, secret) in rows.into_iter().filter(|(_, s)| !crypto::is_encrypted(s)) {
+        diesel::update(apps::table.find(&id))
+            .set(apps::secret.eq(key.encrypt(&secret, &secret_context(&id))))
+            .execute(conn)?;
+        tracing::info!(app_id = %id, "encrypted a plaintext app secret left by an older version");
+    }
     Ok(())
 }
 
@@ -245,27 +643,125 @@ mod tests {
 
     #[test]
     fn url_scheme_is_explicit() {
-        assert_eq!(sqlite_path("sqlite://data/x.db").unwrap(), "data/x.db");
-        assert_eq!(sqlite_path("sqlite::memory:").unwrap(), ":memory:");
-        assert_eq!(sqlite_path("x.db").unwrap(), "x.db");
-        assert!(sqlite_path("postgress://localhost/db").is_err());
-        assert!(sqlite_path("").is_err());
+        let sqlite = |u: &str| DbUrl::parse(u).unwrap().target;
+        assert_eq!(sqlite("sqlite://data/x.db"), "data/x.db");
+        assert_eq!(sqlite("sqlite::memory:"), ":memory:");
+        assert_eq!(sqlite("x.db"), "x.db");
+        assert!(matches!(
+            DbUrl::parse("postgress://localhost/db"),
+            Err(DbError::UnsupportedUrl(_))
+        ));
+        assert!(matches!(
+            DbUrl::parse("mysq://x"),
+            Err(DbError::UnsupportedUrl(_))
+        ));
+        assert!(DbUrl::parse("").is_err());
+        assert!(DbUrl::parse("sqlite://").is_err());
+        let pg = DbUrl::parse("postgres://u:pw@h/db");
+        if cfg!(feature = "postgres") {
+            assert_eq!(pg.unwrap().redacted(), "postgres://u:***@h/db");
+        } else {
+            assert!(matches!(pg, Err(DbError::BackendNotBuilt(..))));
+        }
+    }
+
+    fn keys(dir: &Path) -> KeySource {
+        KeySource {
+            key: None,
+            file: dir.join("master.key"),
+        }
     }
 
     #[test]
-    fn apps_round_trip() {
-        let dir = std::env::temp_dir().join(format!("rp-db-{}", std::process::id()));
-        let pool = connect(dir.join("t.db").to_str().unwrap()).unwrap();
-        let mut conn = pool.get().unwrap();
+    fn apps_round_trip_with_encrypted_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("t.db").display().to_string();
+        let db = Db::open(&url, PoolOptions::default(), &keys(dir.path())).unwrap();
         let mut app = AppConfig::generate("one");
         app.allowed_origins = vec!["*.example.com".into()];
-        insert_app(&mut conn, &app).unwrap();
-        assert_eq!(list_apps(&mut conn).unwrap(), vec![app.clone()]);
+        db.insert_app(&app).unwrap();
+        assert_eq!(db.list_apps().unwrap(), vec![app.clone()]);
+        assert!(!db.stored_secret(&app.id).unwrap().contains(&app.secret));
         app.enabled = false;
         app.limits.max_connections = 5;
-        update_app(&mut conn, &app).unwrap();
-        assert_eq!(list_apps(&mut conn).unwrap(), vec![app]);
+        app.previous_secret = Some(PreviousSecret {
+            secret: "old".into(),
+            expires_at: 99,
+        });
+        db.update_app(&app).unwrap();
+        assert_eq!(db.list_apps().unwrap(), vec![app.clone()]);
+        assert!(matches!(db.insert_app(&app), Err(DbError::Conflict)));
+        db.delete_app(&app.id).unwrap();
+        assert!(matches!(db.delete_app(&app.id), Err(DbError::NotFound)));
+    }
+
+    #[test]
+    fn missing_or_wrong_master_key_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("t.db").display().to_string();
+        let db = Db::open(&url, PoolOptions::default(), &keys(dir.path())).unwrap();
+        db.insert_app(&AppConfig::generate("a")).unwrap();
+        drop(db);
+        let wrong = KeySource {
+            key: Some(MasterKey::generate()),
+            file: dir.path().join("master.key"),
+        };
+        assert!(matches!(
+            Db::open(&url, PoolOptions::default(), &wrong),
+            Err(DbError::Key(KeyError::Mismatch))
+        ));
+        let missing = KeySource {
+            key: None,
+            file: dir.path().join("elsewhere.key"),
+        };
+        assert!(matches!(
+            Db::open(&url, PoolOptions::default(), &missing),
+            Err(DbError::Key(KeyError::Missing(_)))
+        ));
+        Db::open(&url, PoolOptions::default(), &keys(dir.path())).unwrap();
+    }
+
+    #[test]
+    fn master_key_rotation_re_encrypts_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("t.db").display().to_string();
+        let db = Db::open(&url, PoolOptions::default(), &keys(dir.path())).unwrap();
+        let app = AppConfig::generate("a");
+        db.insert_app(&app).unwrap();
+        let before = db.stored_secret(&app.id).unwrap();
+        let new = MasterKey::generate();
+        let rotated = db.rotate_master_key(new.clone()).unwrap();
+        assert_ne!(rotated.stored_secret(&app.id).unwrap(), before);
+        assert_eq!(rotated.list_apps().unwrap(), vec![app]);
+        drop((db, rotated));
+        let with_new = KeySource {
+            key: Some(new),
+            file: dir.path().join("master.key"),
+        };
+        Db::open(&url, PoolOptions::default(), &with_new).unwrap();
+        assert!(Db::open(&url, PoolOptions::default(), &keys(dir.path())).is_err());
+    }
+
+    #[test]
+    fn an_older_database_is_migrated_and_its_plaintext_secrets_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db").display().to_string();
+        // The first schema version, with a secret stored the way it stored them: in clear.
+        let mut conn = SqliteConnection::establish(&path).unwrap();
+        conn.run_next_migration(SQLITE_MIGRATIONS).unwrap();
+        diesel::sql_query(
+            "INSERT INTO apps (id, name, app_key, secret, created_at, updated_at) \
+             VALUES ('1', 'old', 'oldkey', 'plainsecret', 0, 0)",
+        )
+        .execute(&mut conn)
+        .unwrap();
         drop(conn);
-        let _ = std::fs::remove_dir_all(dir);
+        let db = Db::open(&path, PoolOptions::default(), &keys(dir.path())).unwrap();
+        let apps = db.list_apps().unwrap();
+        assert_eq!(
+            (apps[0].key.as_str(), apps[0].secret.as_str()),
+            ("oldkey", "plainsecret")
+        );
+        assert!(crypto::is_encrypted(&db.stored_secret("1").unwrap()));
     }
 }

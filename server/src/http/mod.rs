@@ -10,7 +10,7 @@ use actix::Addr;
 use actix_web::{web, HttpResponse, ResponseError};
 
 use crate::actors::registry::{AppRegistry, Directory, NodeState};
-use crate::db::DbPool;
+use crate::db::Db;
 use crate::error::ApiError;
 use crate::settings::Settings;
 
@@ -20,7 +20,7 @@ pub struct AppState {
     pub registry: Addr<AppRegistry>,
     pub node: Arc<NodeState>,
     pub settings: Arc<Settings>,
-    pub pool: DbPool,
+    pub db: Db,
 }
 
 /// The route table.

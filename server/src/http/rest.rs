@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::{Bytes, BytesMut};
@@ -20,6 +19,7 @@ use crate::actors::messages::{
 use crate::actors::registry::AppHandle;
 use crate::apps::AppConfig;
 use crate::auth;
+use crate::db::now_unix;
 use crate::error::ApiError;
 
 /// Reads the body up to the configured size; larger bodies are a 413.
@@ -37,12 +37,6 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, Api
     Ok(body.freeze())
 }
 
-fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 /// Finds the app and checks the request signature.
 fn authenticate(
     req: &HttpRequest,
@@ -57,14 +51,15 @@ fn authenticate(
     let config = app.config.load_full();
     let query = serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string())
         .map_err(|_| ApiError::bad_request("Malformed query string"))?;
+    let now = now_unix();
     auth::verify_request(
         req.method().as_str(),
         req.uri().path(),
         &query,
         body,
         &config.key,
-        &[config.secret.as_str()],
-        now_unix(),
+        &config.signing_secrets(now),
+        now,
     )
     .map_err(|e| {
         tracing::info!(app_id, reason = %e, "REST request refused");

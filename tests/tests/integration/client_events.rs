@@ -112,3 +112,25 @@ async fn oversized_payload_answers_4301() {
         .await;
     assert_eq!(a.expect_event("pusher:error").await["data"]["code"], 4301);
 }
+
+#[actix_rt::test]
+async fn client_event_sent_right_after_subscription_succeeded_is_accepted() {
+    // Regression: the success frame used to reach the client before the session had recorded
+    // the subscription, so an immediate client event was refused as "not subscribed".
+    let server =
+        TestServer::start_with(|_| {}, |app| app.limits.max_client_events_per_second = 0).await;
+    let mut a = server.connect().await;
+    let mut b = server.connect().await;
+    for i in 0..30 {
+        let channel = format!("private-race-{i}");
+        private(&server, &mut b, &channel).await;
+        private(&server, &mut a, &channel).await;
+        a.send(client_event(&channel, json!({"i": i}))).await;
+        let got = b.recv().await;
+        assert_eq!(
+            (got["event"].as_str(), got["channel"].as_str()),
+            (Some("client-typing"), Some(channel.as_str())),
+            "{got}"
+        );
+    }
+}
