@@ -1,38 +1,60 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: Rust unit and integration tests, then the conformance suite that
-# drives the real pusher-js client and `pusher` Node SDK against the server binary.
-# Installs what it needs first (the wasm32 target for the embedded admin UI, the pinned npm
-# packages), so it works on a fresh machine.
+# Runs the whole test suite:
+#   1. Rust unit tests and the integration suite on SQLite;
+#   2. the integration suite again on PostgreSQL and on MySQL/MariaDB (servers on loopback;
+#      override with TEST_POSTGRES_URL / TEST_MYSQL_URL);
+#   3. the conformance suite: the real pusher-js client and `pusher` Node SDK against the binary.
+# Installs what it needs first (the wasm32 target for the embedded admin UI, the MariaDB client
+# library, the pinned npm packages), so it works on a fresh machine.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+
+POSTGRES_URL=${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
+MYSQL_URL=${TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306/test}
+FEATURES=reverb-pusher/all-databases,reverb-pusher-tests/all-databases
 
 rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || {
   echo "error: cannot add the wasm32-unknown-unknown target (is rustup installed?)" >&2
   exit 1
 }
+if ! pkg-config --exists libpq libmariadb 2>/dev/null; then
+  echo "installing the PostgreSQL and MariaDB client libraries (Debian packages)..."
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq \
+    pkg-config libpq-dev libmariadb-dev >/dev/null || { echo "error: apt-get install failed" >&2; exit 1; }
+fi
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error) || exit 1
 
 mkdir -p target
-cargo build -p reverb-pusher || exit 1
+: > target/cargo-test.log
+cargo build -p reverb-pusher --features all-databases || exit 1
 
-cargo test --workspace --exclude admin-ui 2>&1 | tee target/cargo-test.log
-cargo_status=${PIPESTATUS[0]}
+status=0
+echo "== Rust tests (SQLite) =="
+cargo test --workspace --exclude admin-ui --features "$FEATURES" 2>&1 | tee -a target/cargo-test.log
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+for url in "$POSTGRES_URL" "$MYSQL_URL"; do
+  echo "== integration suite on ${url%%://*} =="
+  TEST_DATABASE_URL="$url" cargo test -p reverb-pusher-tests --features all-databases --test integration 2>&1 \
+    | tee -a target/cargo-test.log
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+done
 
+echo "== conformance: pusher-js and the pusher Node SDK =="
 (cd tests/node && SERVER_BIN="$PWD/../../target/debug/reverb-pusher" \
   node --test --test-concurrency=1 --test-reporter=spec conformance.test.js) 2>&1 | tee target/node-test.log
-node_status=${PIPESTATUS[0]}
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
-# One closing line for both runners.
+# One closing line for every runner.
 rust_passed=$(grep -o '[0-9]* passed' target/cargo-test.log | awk '{s+=$1} END {print s+0}')
 rust_failed=$(grep -o '[0-9]* failed' target/cargo-test.log | awk '{s+=$1} END {print s+0}')
 node_passed=$(grep -E '^ℹ pass [0-9]+' target/node-test.log | awk '{print $3}')
 node_failed=$(grep -E '^ℹ fail [0-9]+' target/node-test.log | awk '{print $3}')
 passed=$((rust_passed + ${node_passed:-0}))
 failed=$((rust_failed + ${node_failed:-0}))
-if [ "$cargo_status" -ne 0 ] || [ "$node_status" -ne 0 ]; then
-  [ "$failed" -eq 0 ] && failed=1
-fi
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
 echo
-echo "rust: ${rust_passed} passed, ${rust_failed} failed; conformance (pusher-js, pusher SDK): ${node_passed:-0} passed, ${node_failed:-0} failed"
+echo "rust (SQLite, PostgreSQL, MySQL): ${rust_passed} passed, ${rust_failed} failed; conformance (pusher-js, pusher SDK): ${node_passed:-0} passed, ${node_failed:-0} failed"
 echo "${passed} passed, ${failed} failed"
 [ "$failed" -eq 0 ]

@@ -51,6 +51,32 @@ impl ApiError {
     }
 }
 
+impl From<crate::db::DbError> for ApiError {
+    fn from(e: crate::db::DbError) -> Self {
+        use crate::db::DbError;
+        match e {
+            DbError::Unavailable(cause) => {
+                tracing::warn!(%cause, "database unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "The database is unavailable; nothing was changed. Retry shortly.",
+                )
+            }
+            DbError::Conflict => Self::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "The value conflicts with an existing record",
+            ),
+            DbError::NotFound => Self::not_found("Not found"),
+            other => {
+                tracing::error!(error = %other, "database error");
+                Self::internal()
+            }
+        }
+    }
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.kind, self.message)
@@ -65,5 +91,25 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         HttpResponse::build(self.status)
             .json(json!({ "error": self.kind, "message": self.message }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::DbError;
+
+    #[test]
+    fn storage_errors_map_to_http() {
+        let status = |e: DbError| ApiError::from(e).status.as_u16();
+        assert_eq!(status(DbError::Unavailable("down".into())), 503);
+        assert_eq!(status(DbError::Conflict), 409);
+        assert_eq!(status(DbError::NotFound), 404);
+        assert_eq!(status(DbError::Migration("x".into())), 500);
+        assert!(
+            !ApiError::from(DbError::Unavailable("secret detail".into()))
+                .message
+                .contains("secret")
+        );
     }
 }

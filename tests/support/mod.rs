@@ -18,10 +18,20 @@ pub const WAIT: Duration = Duration::from_secs(5);
 /// How long a test waits to be sure a frame does *not* arrive.
 pub const QUIET: Duration = Duration::from_millis(300);
 
+pub mod database;
+mod proxy;
+
+pub use database::TestDb;
+pub use proxy::Proxy;
+
 /// A running server with its temporary database.
 pub struct TestServer {
     pub server: reverb_pusher::Server,
     pub app: AppConfig,
+    /// The database URL the server was given.
+    pub database_url: String,
+    // Dropped after the server handle: the database goes last.
+    _db: TestDb,
     _dir: tempfile::TempDir,
 }
 
@@ -37,10 +47,12 @@ impl TestServer {
         app: impl FnOnce(&mut AppConfig),
     ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
+        let db = TestDb::create(dir.path());
         let mut s = Settings {
             host: "127.0.0.1".into(),
             port: 0,
-            database_url: format!("sqlite://{}", dir.path().join("test.db").display()),
+            database_url: db.url.clone(),
+            master_key_file: dir.path().join("master.key").display().to_string(),
             workers: 1,
             ..Settings::default()
         };
@@ -49,6 +61,7 @@ impl TestServer {
             // `TEST_LOG=1` shows the server's own logs (filter with RUST_LOG).
             reverb_pusher::telemetry::init(&s);
         }
+        let database_url = s.database_url.clone();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let server = reverb_pusher::start(s, listener)
             .await
@@ -59,6 +72,8 @@ impl TestServer {
         Self {
             server,
             app,
+            database_url,
+            _db: db,
             _dir: dir,
         }
     }

@@ -7,5 +7,6 @@ mod integration {
     pub mod connection;
     pub mod presence;
     pub mod rest;
+    pub mod storage;
     pub mod users;
 }

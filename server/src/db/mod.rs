@@ -18,6 +18,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{ManageConnection, Pool, PooledConnection, R2D2Connection};
 use diesel::result::{DatabaseErrorKind, Error as QueryError};
@@ -92,6 +93,10 @@ impl From<QueryError> for DbError {
                 Self::Unavailable(info.message().to_owned())
             }
             QueryError::BrokenTransactionManager => Self::Unavailable("connection lost".into()),
+            // SQLite's form of an outage: another process holds the lock past the busy timeout.
+            QueryError::DatabaseError(_, info) if info.message().contains("database is locked") => {
+                Self::Unavailable("the database is locked".into())
+            }
             other => Self::Query(other),
         }
     }
@@ -189,6 +194,8 @@ impl DbUrl {
 #[derive(Debug)]
 pub struct Manager {
     url: DbUrl,
+    /// SQLite waits this long for a lock, matching the pool's wait for a connection.
+    busy_timeout: Duration,
 }
 
 impl ManageConnection for Manager {
@@ -203,11 +210,11 @@ impl ManageConnection for Manager {
                     SqliteConnection::establish(&self.url.target).map_err(E::ConnectionError)?;
                 // WAL lets readers work beside a writer; the busy timeout waits for a lock
                 // instead of failing at once; foreign keys are off by default in SQLite.
-                diesel::sql_query(
-                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+                conn.batch_execute(&format!(
+                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = {}; \
                      PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
-                )
-                .execute(&mut conn)
+                    self.busy_timeout.as_millis()
+                ))
                 .map_err(E::QueryError)?;
                 Ok(AnyConnection::Sqlite(conn))
             }
@@ -269,7 +276,10 @@ pub fn open_pool(url: &str, options: PoolOptions) -> Result<DbPool, DbError> {
         // the pool does not keep redialling a database nobody is using.
         .min_idle(Some(0))
         .connection_timeout(options.timeout)
-        .build(Manager { url })
+        .build(Manager {
+            url,
+            busy_timeout: options.timeout,
+        })
         .map_err(|e| DbError::Unavailable(e.to_string()))?;
     let mut conn = pool.get()?;
     migrate(&mut conn)?;

@@ -1,0 +1,157 @@
+//! Storage on the backend named by `TEST_DATABASE_URL` (SQLite when unset): secrets at rest,
+//! concurrent start-up, and a database outage that connected clients never notice.
+
+use std::net::ToSocketAddrs;
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::Connection;
+use reverb_pusher::db::crypto::MasterKey;
+use reverb_pusher::db::{Db, DbError, KeySource, PoolOptions};
+use reverb_pusher_tests::{Proxy, TestDb, TestServer};
+
+#[actix_rt::test]
+async fn secret_column_holds_no_plaintext() {
+    let server = TestServer::start().await;
+    let stored = server.server.db.stored_secret(&server.app.id).unwrap();
+    assert!(stored.starts_with("enc:v1:"), "{stored}");
+    assert!(!stored.contains(&server.app.secret));
+    // And the server still signs with the real secret.
+    assert_eq!(server.rest().trigger("c", "e", "d").await.status, 200);
+}
+
+#[test]
+fn two_nodes_starting_together_migrate_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::create(dir.path());
+    let key = MasterKey::generate();
+    let nodes: Vec<_> = (0..2)
+        .map(|i| {
+            let (url, key, file) = (
+                db.url.clone(),
+                key.clone(),
+                dir.path().join(format!("k{i}")),
+            );
+            std::thread::spawn(move || {
+                Db::open(
+                    &url,
+                    PoolOptions::default(),
+                    &KeySource {
+                        key: Some(key),
+                        file,
+                    },
+                )
+            })
+        })
+        .collect();
+    let opened: Vec<Db> = nodes
+        .into_iter()
+        .map(|n| n.join().unwrap().expect("node starts"))
+        .collect();
+    let app = reverb_pusher::apps::AppConfig::generate("shared");
+    opened[0].insert_app(&app).unwrap();
+    assert_eq!(opened[1].list_apps().unwrap(), vec![app]);
+}
+
+/// Host and port of the database server named by `TEST_DATABASE_URL`.
+fn database_server(url: &str) -> std::net::SocketAddr {
+    let rest = url.split_once("://").unwrap().1;
+    let host_port = rest
+        .rsplit_once('@')
+        .map_or(rest, |(_, h)| h)
+        .split('/')
+        .next()
+        .unwrap();
+    let with_port = if host_port.contains(':') {
+        host_port.to_owned()
+    } else if url.starts_with("postgres") {
+        format!("{host_port}:5432")
+    } else {
+        format!("{host_port}:3306")
+    };
+    with_port.to_socket_addrs().unwrap().next().unwrap()
+}
+
+#[actix_rt::test]
+async fn database_outage_leaves_clients_working_and_writes_recover() {
+    let backend = reverb_pusher_tests::database::backend();
+    let mut proxy = None;
+    let server = if backend == "sqlite" {
+        TestServer::start_with(|s| s.database_timeout_secs = 1, |_| {}).await
+    } else {
+        let target = database_server(&std::env::var("TEST_DATABASE_URL").unwrap());
+        let p = Proxy::start(target).await;
+        let addr = p.addr;
+        proxy = Some(p);
+        TestServer::start_with(
+            move |s| {
+                s.database_timeout_secs = 1;
+                let (scheme, rest) = s.database_url.split_once("://").unwrap();
+                let (auth, tail) = rest.rsplit_once('@').map_or(("", rest), |(a, t)| (a, t));
+                let path = tail.split_once('/').unwrap().1;
+                let auth = if auth.is_empty() {
+                    String::new()
+                } else {
+                    format!("{auth}@")
+                };
+                s.database_url = format!("{scheme}://{auth}{addr}/{path}");
+            },
+            |_| {},
+        )
+        .await
+    };
+    let mut client = server.connect().await;
+    client.subscribe("ops").await;
+
+    // The outage: the proxy drops every database connection (server backends), or another
+    // process holds SQLite's write lock.
+    let lock = if backend == "sqlite" {
+        let path = server.database_url.strip_prefix("sqlite://").unwrap();
+        let mut conn = diesel::SqliteConnection::establish(path).unwrap();
+        conn.batch_execute("BEGIN EXCLUSIVE").unwrap();
+        Some(conn)
+    } else {
+        proxy.as_ref().unwrap().cut();
+        None
+    };
+
+    let mut changed = server.app.clone();
+    changed.name = "renamed during the outage".into();
+    let write = server.server.update_app(changed.clone()).await;
+    assert!(matches!(write, Err(DbError::Unavailable(_))), "{write:?}");
+    let api_error = reverb_pusher::error::ApiError::from(write.unwrap_err());
+    assert_eq!(api_error.status.as_u16(), 503);
+
+    // Connected clients keep working from the in-memory configuration.
+    assert_eq!(
+        server.rest().trigger("ops", "still-here", "1").await.status,
+        200
+    );
+    assert_eq!(client.expect_event("still-here").await["data"], "1");
+    let mut late = server.connect().await;
+    assert_eq!(
+        late.subscribe("ops").await["event"],
+        "pusher_internal:subscription_succeeded"
+    );
+
+    // The database comes back: the same write succeeds, with no restart.
+    if let Some(mut conn) = lock {
+        conn.batch_execute("ROLLBACK").unwrap();
+    } else {
+        proxy.as_ref().unwrap().restore();
+    }
+    let mut recovered = false;
+    for _ in 0..20 {
+        if server.server.update_app(changed.clone()).await.is_ok() {
+            recovered = true;
+            break;
+        }
+        actix_rt::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(recovered, "writes did not recover");
+    // Through the blocking pool: this thread also runs the proxy.
+    let stored = reverb_pusher::blocking(&server.server.db, Db::list_apps)
+        .await
+        .unwrap();
+    assert_eq!(stored[0].name, "renamed during the outage");
+}
