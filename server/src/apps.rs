@@ -103,6 +103,13 @@ impl fmt::Debug for AppConfig {
     }
 }
 
+/// A fresh app secret from the OS-seeded CSPRNG.
+pub fn new_secret() -> String {
+    Alphanumeric
+        .sample_string(&mut rand::rng(), 32)
+        .to_lowercase()
+}
+
 impl AppConfig {
     /// A new app with fresh credentials from the OS-seeded CSPRNG.
     pub fn generate(name: &str) -> Self {

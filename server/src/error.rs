@@ -11,6 +11,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub kind: &'static str,
     pub message: String,
+    /// The request field at fault, for validation errors.
+    pub field: Option<&'static str>,
 }
 
 impl ApiError {
@@ -19,7 +21,24 @@ impl ApiError {
             status,
             kind,
             message: message.into(),
+            field: None,
         }
+    }
+
+    /// 422: a field of the request is not acceptable.
+    pub fn validation(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field: Some(field),
+            ..Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                message,
+            )
+        }
+    }
+
+    pub fn conflict(kind: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, kind, message)
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -89,8 +108,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status)
-            .json(json!({ "error": self.kind, "message": self.message }))
+        let mut body = json!({ "error": self.kind, "message": self.message });
+        if let Some(field) = self.field {
+            body["field"] = json!(field);
+        }
+        HttpResponse::build(self.status).json(body)
     }
 }
 

@@ -4,6 +4,7 @@
 //! both use it, so tests exercise the very server users run.
 
 pub mod actors;
+pub mod admin;
 pub mod apps;
 pub mod auth;
 pub mod db;
@@ -44,6 +45,7 @@ pub struct Server {
     pub directory: Directory,
     pub db: Db,
     pub node: Arc<NodeState>,
+    pub admin: Arc<admin::AdminState>,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -79,6 +81,17 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
     }
 
     let node = Arc::new(NodeState::default());
+    let admin = Arc::new(admin::AdminState::default());
+    if blocking(&db, Db::count_users).await? == 0 {
+        // The bootstrap credential has to reach the operator somehow; the log is where they
+        // look. It works once, and only while no account exists.
+        let token = admin.setup.issue();
+        tracing::warn!(
+            setup_token = %token,
+            "no admin account yet: open /admin/ and create the first one with this one-time setup \
+             token, or run `reverb-pusher user create`"
+        );
+    }
     let addr = listener.local_addr()?;
     let workers = if settings.workers == 0 {
         std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
@@ -91,6 +104,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
         node: node.clone(),
         settings: Arc::new(settings),
         db: db.clone(),
+        admin: admin.clone(),
     });
     let server = HttpServer::new(move || {
         App::new()
@@ -111,6 +125,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
         directory,
         db,
         node,
+        admin,
         handle,
     })
 }

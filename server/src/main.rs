@@ -10,7 +10,7 @@ use reverb_pusher::apps::AppConfig;
 use reverb_pusher::db::crypto::MasterKey;
 use reverb_pusher::db::{self, Db};
 use reverb_pusher::settings::Settings;
-use reverb_pusher::telemetry;
+use reverb_pusher::{admin, telemetry};
 use serde::Serialize;
 use std::path::Path;
 
@@ -60,6 +60,22 @@ enum Command {
     Migrate,
     /// Re-encrypt every stored secret under a new master key (stop the servers first).
     RotateMasterKey,
+    /// Manage admin users of the admin panel and API.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an admin user. The password is read from standard input (one line).
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -123,6 +139,7 @@ fn main() -> ExitCode {
             .map_err(|e| e.to_string()),
         Command::RotateMasterKey => rotate_master_key(&settings),
         Command::App { command } => app_command(&settings, command),
+        Command::User { command } => user_command(&settings, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -167,6 +184,46 @@ fn rotate_master_key(settings: &Settings) -> Result<(), String> {
         file.display(),
         old.display()
     );
+    Ok(())
+}
+
+fn user_command(settings: &Settings, command: UserCommand) -> Result<(), String> {
+    let UserCommand::Create { email, name } = command;
+    let mut password = String::new();
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprint!("Password for {email}: ");
+    }
+    std::io::stdin()
+        .read_line(&mut password)
+        .map_err(|e| e.to_string())?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    let (email, name) =
+        admin::users::validated_user(&email, &name, password).map_err(|e| e.message)?;
+    let db = open_db(settings)?;
+    let now = db::now_unix();
+    let user = db::admin::UserRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        email,
+        name,
+        password_hash: admin::auth::hash_password(password),
+        created_at: now,
+        updated_at: now,
+    };
+    db.insert_user(&user).map_err(|e| match e {
+        db::DbError::Conflict => "a user with this email exists already".to_owned(),
+        other => other.to_string(),
+    })?;
+    let after = serde_json::to_value(user.to_api()).ok();
+    db.insert_audit(&admin::audit_row(
+        "cli".into(),
+        "user.create",
+        "user",
+        &user.id,
+        None,
+        after,
+    ))
+    .map_err(|e| e.to_string())?;
+    println!("created admin user {} ({})", user.email, user.id);
     Ok(())
 }
 

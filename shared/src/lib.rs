@@ -4,6 +4,7 @@
 //! and the exact JSON of every server frame. It must stay free of server dependencies (actix,
 //! diesel) so that the admin UI can use it in the browser.
 
+pub mod admin;
 pub mod channel;
 pub mod codes;
 pub mod frames;

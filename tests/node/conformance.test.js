@@ -1,5 +1,6 @@
 // Conformance suite: the real pusher-js 8 client and the official `pusher` Node SDK 5, from npm,
-// against a real Reverb Pusher server process on a loopback port.
+// against a real Reverb Pusher server process on a loopback port; plus a check of the admin
+// API's OpenAPI document with an OpenAPI schema validator from npm.
 //
 // The server binary comes from SERVER_BIN (default: target/debug/reverb-pusher). Each run
 // uses its own temporary SQLite database and credentials made with `reverb-pusher app create`.
@@ -35,6 +36,7 @@ let creds;
 let port;
 let authPort;
 let sdk;
+let databaseUrl;
 const openClients = [];
 
 function freePort() {
@@ -147,6 +149,7 @@ async function subscribed(c, name) {
 before(async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'reverb-pusher-conformance-'));
   const db = `sqlite://${path.join(dir, 'conformance.db')}`;
+  databaseUrl = db;
   creds = JSON.parse(execFileSync(BIN, ['--database-url', db, 'app', 'create', '--name', 'conformance', '--json']));
   port = await freePort();
   authPort = await freePort();
@@ -370,4 +373,32 @@ test('unknown app key: pusher-js is refused and does not retry', async () => {
   assert.equal(error.error.data.code, 4001);
   await new Promise((r) => setTimeout(r, 1500));
   assert.deepEqual(states, ['disconnected'], 'refused: no reconnection attempt');
+});
+
+test('the admin API OpenAPI document validates against the OpenAPI schema', async () => {
+  const { Validator } = require('@seriousme/openapi-schema-validator');
+  const response = await fetch(`http://127.0.0.1:${port}/admin/api/openapi.json`);
+  assert.equal(response.status, 200);
+  const doc = await response.json();
+  const result = await new Validator().validate(doc);
+  assert.equal(result.valid, true, JSON.stringify(result.errors, null, 2));
+  assert.match(doc.openapi, /^3\.1\./);
+  const operations = Object.values(doc.paths).flatMap((item) => Object.keys(item));
+  assert.equal(operations.length, 19, 'every admin endpoint is described');
+});
+
+test('`reverb-pusher user create` makes an admin account that can log in', async () => {
+  execFileSync(BIN, ['--database-url', databaseUrl, 'user', 'create', '--email', 'cli@example.com', '--name', 'Cli'], {
+    input: 'a password from stdin\n',
+  });
+  const login = (password) => fetch(`http://127.0.0.1:${port}/admin/api/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email: 'cli@example.com', password }),
+  });
+  assert.equal((await login('wrong password!')).status, 401);
+  const ok = await login('a password from stdin');
+  assert.equal(ok.status, 200);
+  assert.match(ok.headers.get('set-cookie'), /HttpOnly/);
+  assert.equal((await ok.json()).user.name, 'Cli');
 });

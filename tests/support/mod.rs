@@ -419,3 +419,129 @@ impl Rest {
         .await
     }
 }
+
+/// An admin API client: logs in with a session cookie (and sends the CSRF token on writes) or
+/// uses an API token.
+#[derive(Clone, Default)]
+pub struct Admin {
+    pub base: String,
+    pub cookie: Option<String>,
+    pub csrf: Option<String>,
+    pub bearer: Option<String>,
+}
+
+/// An admin API response.
+#[derive(Debug)]
+pub struct AdminResponse {
+    pub status: u16,
+    pub body: Value,
+    pub headers: awc::http::header::HeaderMap,
+}
+
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const ADMIN_PASSWORD: &str = "correct horse battery";
+
+impl TestServer {
+    /// An admin client with no credentials.
+    pub fn admin(&self) -> Admin {
+        Admin {
+            base: self.http_url("/admin/api"),
+            ..Admin::default()
+        }
+    }
+
+    /// Creates the first account through the setup token and returns its logged-in client.
+    pub async fn admin_logged_in(&self) -> Admin {
+        let token = self
+            .server
+            .admin
+            .setup
+            .current()
+            .expect("setup token issued at start");
+        let mut admin = self.admin();
+        let response = admin
+            .send("POST", "/setup", Some(json!({
+                "token": token, "email": ADMIN_EMAIL, "name": "Admin", "password": ADMIN_PASSWORD
+            })))
+            .await;
+        assert_eq!(response.status, 201, "{:?}", response.body);
+        admin.adopt_session(&response);
+        admin
+    }
+}
+
+impl Admin {
+    /// Keeps the session cookie and CSRF token of a login or setup response.
+    pub fn adopt_session(&mut self, response: &AdminResponse) {
+        let set_cookie = response
+            .headers
+            .get("set-cookie")
+            .expect("session cookie")
+            .to_str()
+            .unwrap();
+        self.cookie = Some(set_cookie.split(';').next().unwrap().to_owned());
+        self.csrf = response.body["csrf_token"].as_str().map(str::to_owned);
+    }
+
+    pub async fn login(&mut self, email: &str, password: &str) -> AdminResponse {
+        let response = self
+            .send(
+                "POST",
+                "/login",
+                Some(json!({"email": email, "password": password})),
+            )
+            .await;
+        if response.status == 200 {
+            self.adopt_session(&response);
+        }
+        response
+    }
+
+    pub async fn send(&self, method: &str, path: &str, body: Option<Value>) -> AdminResponse {
+        let url = format!("{}{path}", self.base);
+        let client = awc::Client::new();
+        let mut request = client.request(
+            awc::http::Method::from_bytes(method.as_bytes()).unwrap(),
+            url,
+        );
+        if let Some(cookie) = &self.cookie {
+            request = request.insert_header(("cookie", cookie.clone()));
+        }
+        if let Some(csrf) = &self.csrf {
+            request = request.insert_header(("x-csrf-token", csrf.clone()));
+        }
+        if let Some(token) = &self.bearer {
+            request = request.insert_header(("authorization", format!("Bearer {token}")));
+        }
+        let mut response = match body {
+            Some(body) => request.send_json(&body).await,
+            None => request.send().await,
+        }
+        .expect("admin request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.body().limit(4 << 20).await.expect("body");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        AdminResponse {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> AdminResponse {
+        self.send("GET", path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> AdminResponse {
+        self.send("POST", path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> AdminResponse {
+        self.send("PATCH", path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> AdminResponse {
+        self.send("DELETE", path, None).await
+    }
+}

@@ -2,6 +2,7 @@
 //! against a real server on a loopback port with its own temporary `SQLite` database.
 
 mod integration {
+    pub mod admin;
     pub mod channels;
     pub mod client_events;
     pub mod connection;

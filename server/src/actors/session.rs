@@ -301,6 +301,7 @@ impl Session {
                     if requires_auth {
                         act.authorized = true;
                     }
+                    tracing::debug!(socket_id = %act.socket_id, channel = %channel, "subscribed");
                     let sub = Subscription {
                         channel: Some(addr),
                         presence_user,

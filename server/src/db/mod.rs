@@ -10,6 +10,7 @@
 //! Everything here blocks; callers on async threads go through [`crate::blocking`]. The protocol
 //! hot path never calls into this module.
 
+pub mod admin;
 pub mod crypto;
 pub mod schema;
 

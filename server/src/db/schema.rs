@@ -76,3 +76,16 @@ diesel::table! {
 
 diesel::joinable!(api_tokens -> admin_users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(admin_users, api_tokens);
+
+diesel::table! {
+    admin_sessions (token_hash) {
+        token_hash -> Text,
+        user_id -> Text,
+        csrf_token -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::joinable!(admin_sessions -> admin_users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(admin_sessions, admin_users);

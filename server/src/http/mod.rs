@@ -21,6 +21,7 @@ pub struct AppState {
     pub node: Arc<NodeState>,
     pub settings: Arc<Settings>,
     pub db: Db,
+    pub admin: Arc<crate::admin::AdminState>,
 }
 
 /// The route table.
@@ -41,6 +42,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::post().to(rest::terminate_user_connections),
                 ),
         )
+        .configure(crate::admin::configure)
         .route("/up", web::get().to(up))
         .route("/", web::get().to(ui::redirect_to_admin))
         .route("/admin", web::get().to(ui::redirect_to_admin))

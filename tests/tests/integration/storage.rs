@@ -102,6 +102,17 @@ async fn database_outage_leaves_clients_working_and_writes_recover() {
     };
     let mut client = server.connect().await;
     client.subscribe("ops").await;
+    let admin = server.admin_logged_in().await;
+    let token = admin
+        .post("/tokens", serde_json::json!({"name": "ops"}))
+        .await
+        .body["token"]
+        .clone();
+    let bot = reverb_pusher_tests::Admin {
+        bearer: token.as_str().map(str::to_owned),
+        ..server.admin()
+    };
+    let app_path = format!("/apps/{}", server.app.id);
 
     // The outage: the proxy drops every database connection (server backends), or another
     // process holds SQLite's write lock.
@@ -121,6 +132,14 @@ async fn database_outage_leaves_clients_working_and_writes_recover() {
     assert!(matches!(write, Err(DbError::Unavailable(_))), "{write:?}");
     let api_error = reverb_pusher::error::ApiError::from(write.unwrap_err());
     assert_eq!(api_error.status.as_u16(), 503);
+    // Through the admin API: a clear 503, for the write and for the token check alike.
+    let refused = bot
+        .patch(&app_path, serde_json::json!({"name": "via the API"}))
+        .await;
+    assert_eq!(
+        (refused.status, refused.body["error"].as_str()),
+        (503, Some("database_unavailable"))
+    );
 
     // Connected clients keep working from the in-memory configuration.
     assert_eq!(
@@ -149,9 +168,23 @@ async fn database_outage_leaves_clients_working_and_writes_recover() {
         actix_rt::time::sleep(Duration::from_millis(250)).await;
     }
     assert!(recovered, "writes did not recover");
+    let mut api_recovered = false;
+    for _ in 0..20 {
+        if bot
+            .patch(&app_path, serde_json::json!({"name": "via the API"}))
+            .await
+            .status
+            == 200
+        {
+            api_recovered = true;
+            break;
+        }
+        actix_rt::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(api_recovered, "admin API writes did not recover");
     // Through the blocking pool: this thread also runs the proxy.
     let stored = reverb_pusher::blocking(&server.server.db, Db::list_apps)
         .await
         .unwrap();
-    assert_eq!(stored[0].name, "renamed during the outage");
+    assert_eq!(stored[0].name, "via the API");
 }

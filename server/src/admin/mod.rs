@@ -1,0 +1,197 @@
+//! The admin JSON API under `/admin/api/`: admin users and login, API tokens, apps (changed
+//! live through their supervisors), the audit log, and the OpenAPI document that describes it.
+//!
+//! Reads of apps show the live, in-memory configuration. Every write goes to the database first
+//! (503 if it is down, and then nothing changes), with its audit record, and only then to the
+//! app's supervisor, where it takes effect.
+
+pub mod apps;
+pub mod audit;
+pub mod auth;
+pub mod session;
+pub mod tokens;
+pub mod users;
+
+use actix_web::error::JsonPayloadError;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::Value;
+use shared::admin as dto;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::db::admin::AuditRow;
+use crate::db::{now_unix, Db, DbError};
+use crate::error::ApiError;
+
+/// Admin-side state that lives in memory: the login throttle and the setup token.
+#[derive(Default)]
+pub struct AdminState {
+    pub throttle: auth::LoginThrottle,
+    pub setup: auth::SetupToken,
+}
+
+/// Largest admin API request body.
+const MAX_BODY: usize = 64 * 1024;
+
+fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    let api = match &err {
+        JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::new(
+            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            e.to_string(),
+        ),
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            ApiError::too_large(format!("The request body exceeds {MAX_BODY} bytes"))
+        }
+        JsonPayloadError::ContentType => ApiError::new(
+            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Send JSON with Content-Type: application/json",
+        ),
+        other => ApiError::bad_request(format!("Invalid JSON body: {other}")),
+    };
+    api.into()
+}
+
+/// The admin route table; registered before the SPA's catch-all under `/admin/`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/admin/api")
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(MAX_BODY)
+                    .error_handler(json_error),
+            )
+            .route("/openapi.json", web::get().to(openapi))
+            .route("/setup", web::get().to(session::setup_status))
+            .route("/setup", web::post().to(session::setup))
+            .route("/login", web::post().to(session::login))
+            .route("/logout", web::post().to(session::logout))
+            .route("/me", web::get().to(session::me))
+            .route("/users", web::get().to(users::list_users))
+            .route("/users", web::post().to(users::create_user))
+            .route("/users/{id}", web::patch().to(users::update_user))
+            .route("/users/{id}", web::delete().to(users::delete_user))
+            .route("/tokens", web::get().to(tokens::list_tokens))
+            .route("/tokens", web::post().to(tokens::create_token))
+            .route("/tokens/{id}", web::delete().to(tokens::revoke_token))
+            .route("/apps", web::get().to(apps::list_apps))
+            .route("/apps", web::post().to(apps::create_app))
+            .route("/apps/{id}", web::get().to(apps::get_app))
+            .route("/apps/{id}", web::patch().to(apps::update_app))
+            .route("/apps/{id}", web::delete().to(apps::delete_app))
+            .route(
+                "/apps/{id}/rotate-secret",
+                web::post().to(apps::rotate_app_secret),
+            )
+            .route("/audit", web::get().to(audit::list_audit))
+            .default_service(web::to(|| async {
+                actix_web::ResponseError::error_response(&ApiError::not_found(
+                    "No such admin API route",
+                ))
+            })),
+    );
+}
+
+/// An audit record of one change.
+pub fn audit_row(
+    actor: String,
+    action: &str,
+    target_type: &str,
+    target_id: &str,
+    before: Option<Value>,
+    after: Option<Value>,
+) -> AuditRow {
+    AuditRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        at: now_unix(),
+        actor,
+        action: action.to_owned(),
+        target_type: target_type.to_owned(),
+        target_id: target_id.to_owned(),
+        before_json: before.map(|v| v.to_string()),
+        after_json: after.map(|v| v.to_string()),
+    }
+}
+
+/// Runs a change and its audit record on the blocking pool.
+pub async fn write<T, F>(db: &Db, f: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&Db) -> Result<T, DbError> + Send + 'static,
+    T: Send + 'static,
+{
+    Ok(crate::blocking(db, f).await?)
+}
+
+/// Checks a required text field's length.
+pub fn text(field: &'static str, value: &str, max: usize) -> Result<String, ApiError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(ApiError::validation(
+            field,
+            format!("{field} must not be empty"),
+        ));
+    }
+    if value.chars().count() > max {
+        return Err(ApiError::validation(
+            field,
+            format!("{field} must be at most {max} characters"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(AdminApiDoc::openapi())
+}
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                auth::SESSION_COOKIE,
+                "Set by POST /admin/api/login; writes also need the X-CSRF-Token header",
+            ))),
+        );
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The OpenAPI document of the admin API, generated from the handlers and types.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Reverb Pusher admin API",
+        description = "Manage apps, admin users, API tokens and read the audit log. Authenticate with the session cookie from /login (send X-CSRF-Token on writes) or with Authorization: Bearer <API token>. Errors are {error, message, field?}."
+    ),
+    paths(
+        session::setup_status, session::setup, session::login, session::logout, session::me,
+        users::list_users, users::create_user, users::update_user, users::delete_user,
+        tokens::list_tokens, tokens::create_token, tokens::revoke_token,
+        apps::list_apps, apps::create_app, apps::get_app, apps::update_app, apps::delete_app,
+        apps::rotate_app_secret,
+        audit::list_audit,
+    ),
+    components(schemas(
+        dto::ErrorBody, dto::SetupStatus, dto::SetupRequest, dto::LoginRequest, dto::SessionInfo,
+        dto::User, dto::NewUser, dto::UserPatch, dto::ApiToken, dto::NewApiToken,
+        dto::CreatedApiToken, dto::App, dto::AppLimits, dto::AppLimitsPatch, dto::AppPatch,
+        dto::NewApp, dto::RotateSecretRequest, dto::AuditEntry, dto::AuditPage,
+    )),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "session", description = "First-run setup, login and logout"),
+        (name = "users", description = "Admin users (every user is an admin)"),
+        (name = "tokens", description = "API tokens for automation"),
+        (name = "apps", description = "Apps; every change applies at once to that app only"),
+        (name = "audit", description = "The log of configuration changes"),
+    )
+)]
+pub struct AdminApiDoc;

@@ -1,0 +1,232 @@
+//! Admin users. Every user is an admin; nobody can delete themselves and the last user stays.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use shared::admin::{ErrorBody, NewUser, User, UserPatch};
+
+use super::auth::{self, Principal, Via};
+use super::{audit_row, text, write};
+use crate::db::admin::{DeleteUserError, UserRow};
+use crate::db::Db;
+use crate::db::{now_unix, DbError};
+use crate::error::ApiError;
+use crate::http::AppState;
+
+const MIN_PASSWORD: usize = 8;
+const MAX_PASSWORD: usize = 1024;
+
+pub fn validated_email(email: &str) -> Result<String, ApiError> {
+    let email = text("email", email, 254)?.to_lowercase();
+    let valid = email.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
+    });
+    if !valid || email.contains(char::is_whitespace) {
+        return Err(ApiError::validation(
+            "email",
+            "email must be an address like name@example.com",
+        ));
+    }
+    Ok(email)
+}
+
+pub fn validated_password(password: &str) -> Result<(), ApiError> {
+    let len = password.chars().count();
+    if len < MIN_PASSWORD {
+        return Err(ApiError::validation(
+            "password",
+            format!("password must be at least {MIN_PASSWORD} characters"),
+        ));
+    }
+    if len > MAX_PASSWORD {
+        return Err(ApiError::validation(
+            "password",
+            format!("password must be at most {MAX_PASSWORD} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// `(email, name)` of a new user, normalised, once every field checks out.
+pub fn validated_user(
+    email: &str,
+    name: &str,
+    password: &str,
+) -> Result<(String, String), ApiError> {
+    let email = validated_email(email)?;
+    let name = text("name", name, 100)?;
+    validated_password(password)?;
+    Ok((email, name))
+}
+
+fn email_taken(e: DbError) -> ApiError {
+    match e {
+        DbError::Conflict => ApiError::conflict("email_taken", "Another user has this email"),
+        other => other.into(),
+    }
+}
+
+/// Every admin user.
+#[utoipa::path(get, path = "/admin/api/users", tag = "users",
+    responses((status = 200, body = [User]), (status = 401, body = ErrorBody)),
+    security(("session" = []), ("token" = [])))]
+pub async fn list_users(
+    _: Principal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let users = write(&state.db, Db::list_users).await?;
+    Ok(HttpResponse::Ok().json(users.iter().map(UserRow::to_api).collect::<Vec<_>>()))
+}
+
+/// Adds a user.
+#[utoipa::path(post, path = "/admin/api/users", tag = "users", request_body = NewUser,
+    responses((status = 201, body = User), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "Email taken"), (status = 422, body = ErrorBody)),
+    security(("session" = []), ("token" = [])))]
+pub async fn create_user(
+    principal: Principal,
+    state: web::Data<AppState>,
+    body: web::Json<NewUser>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let (email, name) = validated_user(&body.email, &body.name, &body.password)?;
+    let actor = principal.actor();
+    let user = crate::blocking(&state.db, move |db| {
+        let now = now_unix();
+        let user = UserRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            email,
+            name,
+            password_hash: auth::hash_password(&body.password),
+            created_at: now,
+            updated_at: now,
+        };
+        db.insert_user(&user)?;
+        let after = serde_json::to_value(user.to_api()).ok();
+        db.insert_audit(&audit_row(
+            actor,
+            "user.create",
+            "user",
+            &user.id,
+            None,
+            after,
+        ))?;
+        Ok(user)
+    })
+    .await
+    .map_err(email_taken)?;
+    Ok(HttpResponse::Created().json(user.to_api()))
+}
+
+/// Changes a user's name, email or password. A password change ends their other sessions.
+#[utoipa::path(patch, path = "/admin/api/users/{id}", tag = "users", request_body = UserPatch,
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("session" = []), ("token" = [])))]
+pub async fn update_user(
+    principal: Principal,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<UserPatch>,
+) -> Result<HttpResponse, ApiError> {
+    let patch = body.into_inner();
+    let email = patch.email.as_deref().map(validated_email).transpose()?;
+    let name = patch
+        .name
+        .as_deref()
+        .map(|n| text("name", n, 100))
+        .transpose()?;
+    if let Some(password) = &patch.password {
+        validated_password(password)?;
+    }
+    let actor = principal.actor();
+    let keep = match &principal.via {
+        Via::Session { token_hash, .. } if principal.user.id == *id => Some(token_hash.clone()),
+        _ => None,
+    };
+    let id = id.into_inner();
+    let user = crate::blocking(&state.db, move |db| {
+        let before = db.get_user(&id)?;
+        let mut user = before.clone();
+        if let Some(email) = email {
+            user.email = email;
+        }
+        if let Some(name) = name {
+            user.name = name;
+        }
+        if let Some(password) = &patch.password {
+            user.password_hash = auth::hash_password(password);
+        }
+        user.updated_at = now_unix();
+        db.update_user(&user)?;
+        if patch.password.is_some() {
+            db.delete_other_sessions(&user.id, keep.as_deref())?;
+        }
+        let mut after = serde_json::to_value(user.to_api()).ok();
+        if patch.password.is_some() {
+            if let Some(after) = after.as_mut() {
+                after["password"] = "changed".into();
+            }
+        }
+        let before = serde_json::to_value(before.to_api()).ok();
+        db.insert_audit(&audit_row(
+            actor,
+            "user.update",
+            "user",
+            &user.id,
+            before,
+            after,
+        ))?;
+        Ok(user)
+    })
+    .await
+    .map_err(email_taken)?;
+    Ok(HttpResponse::Ok().json(user.to_api()))
+}
+
+/// Removes a user. Refused for yourself (403) and for the last user (409).
+#[utoipa::path(delete, path = "/admin/api/users/{id}", tag = "users",
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 204), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "You cannot delete yourself"),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "The last user")),
+    security(("session" = []), ("token" = [])))]
+pub async fn delete_user(
+    principal: Principal,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    if principal.user.id == *id {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cannot_delete_self",
+            "You cannot delete your own account",
+        ));
+    }
+    let actor = principal.actor();
+    let id = id.into_inner();
+    let outcome = write(&state.db, move |db| {
+        let outcome = db.delete_user(&id)?;
+        if let Ok(user) = &outcome {
+            let before = serde_json::to_value(user.to_api()).ok();
+            db.insert_audit(&audit_row(
+                actor,
+                "user.delete",
+                "user",
+                &user.id,
+                before,
+                None,
+            ))?;
+        }
+        Ok(outcome)
+    })
+    .await?;
+    match outcome {
+        Ok(_) => Ok(HttpResponse::NoContent().finish()),
+        Err(DeleteUserError::NotFound) => Err(ApiError::not_found("No such user")),
+        Err(DeleteUserError::LastUser) => Err(ApiError::conflict(
+            "last_user",
+            "The last user cannot be removed",
+        )),
+    }
+}

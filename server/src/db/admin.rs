@@ -1,0 +1,297 @@
+//! Admin-side records: users, login sessions, API tokens and the audit log.
+//!
+//! Tokens and session ids are random and high-entropy, so they are stored as SHA-256 digests
+//! (a stolen database yields no usable credential); passwords are argon2id hashes made by the
+//! caller.
+
+use diesel::prelude::*;
+
+use super::schema::{admin_sessions, admin_users, api_tokens, audit_log};
+use super::{now_unix, Db, DbError};
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = admin_users)]
+pub struct UserRow {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub password_hash: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl UserRow {
+    pub fn to_api(&self) -> shared::admin::User {
+        shared::admin::User {
+            id: self.id.clone(),
+            email: self.email.clone(),
+            name: self.name.clone(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = admin_sessions)]
+pub struct SessionRow {
+    pub token_hash: String,
+    pub user_id: String,
+    pub csrf_token: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = api_tokens)]
+pub struct TokenRow {
+    pub id: String,
+    pub user_id: String,
+    pub name: String,
+    pub token_hash: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+impl TokenRow {
+    pub fn to_api(&self) -> shared::admin::ApiToken {
+        shared::admin::ApiToken {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            user_id: self.user_id.clone(),
+            created_at: self.created_at,
+            last_used_at: self.last_used_at,
+            revoked_at: self.revoked_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = audit_log)]
+pub struct AuditRow {
+    pub id: String,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub target_type: String,
+    pub target_id: String,
+    pub before_json: Option<String>,
+    pub after_json: Option<String>,
+}
+
+/// Why a user could not be deleted.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DeleteUserError {
+    NotFound,
+    LastUser,
+}
+
+impl Db {
+    pub fn count_users(&self) -> Result<i64, DbError> {
+        Ok(admin_users::table.count().get_result(&mut self.conn()?)?)
+    }
+
+    pub fn list_users(&self) -> Result<Vec<UserRow>, DbError> {
+        Ok(admin_users::table
+            .order((admin_users::created_at.asc(), admin_users::email.asc()))
+            .select(UserRow::as_select())
+            .load(&mut self.conn()?)?)
+    }
+
+    pub fn get_user(&self, id: &str) -> Result<UserRow, DbError> {
+        Ok(admin_users::table
+            .find(id)
+            .select(UserRow::as_select())
+            .first(&mut self.conn()?)?)
+    }
+
+    pub fn find_user_by_email(&self, email: &str) -> Result<Option<UserRow>, DbError> {
+        Ok(admin_users::table
+            .filter(admin_users::email.eq(email))
+            .select(UserRow::as_select())
+            .first(&mut self.conn()?)
+            .optional()?)
+    }
+
+    pub fn insert_user(&self, user: &UserRow) -> Result<(), DbError> {
+        diesel::insert_into(admin_users::table)
+            .values(user)
+            .execute(&mut self.conn()?)?;
+        Ok(())
+    }
+
+    pub fn update_user(&self, user: &UserRow) -> Result<(), DbError> {
+        diesel::update(admin_users::table.find(&user.id))
+            .set(user)
+            .execute(&mut self.conn()?)?;
+        Ok(())
+    }
+
+    /// Deletes a user unless it is the last one (checked in the same transaction).
+    pub fn delete_user(&self, id: &str) -> Result<Result<UserRow, DeleteUserError>, DbError> {
+        self.conn()?.transaction(|conn| {
+            let Some(user) = admin_users::table
+                .find(id)
+                .select(UserRow::as_select())
+                .first(conn)
+                .optional()?
+            else {
+                return Ok(Err(DeleteUserError::NotFound));
+            };
+            let count: i64 = admin_users::table.count().get_result(conn)?;
+            if count <= 1 {
+                return Ok(Err(DeleteUserError::LastUser));
+            }
+            // Explicit, so the cascade does not depend on each backend's foreign-key setup.
+            diesel::delete(admin_sessions::table.filter(admin_sessions::user_id.eq(id)))
+                .execute(conn)?;
+            diesel::delete(api_tokens::table.filter(api_tokens::user_id.eq(id))).execute(conn)?;
+            diesel::delete(admin_users::table.find(id)).execute(conn)?;
+            Ok(Ok(user))
+        })
+    }
+
+    pub fn insert_session(&self, session: &SessionRow) -> Result<(), DbError> {
+        diesel::insert_into(admin_sessions::table)
+            .values(session)
+            .execute(&mut self.conn()?)?;
+        Ok(())
+    }
+
+    /// The live session with this token digest, and its user.
+    pub fn find_session(&self, token_hash: &str) -> Result<Option<(SessionRow, UserRow)>, DbError> {
+        Ok(admin_sessions::table
+            .inner_join(admin_users::table)
+            .filter(admin_sessions::token_hash.eq(token_hash))
+            .filter(admin_sessions::expires_at.gt(now_unix()))
+            .select((SessionRow::as_select(), UserRow::as_select()))
+            .first(&mut self.conn()?)
+            .optional()?)
+    }
+
+    pub fn delete_session(&self, token_hash: &str) -> Result<(), DbError> {
+        diesel::delete(admin_sessions::table.find(token_hash)).execute(&mut self.conn()?)?;
+        Ok(())
+    }
+
+    /// Ends every session of a user except one (after a password change).
+    pub fn delete_other_sessions(&self, user_id: &str, keep: Option<&str>) -> Result<(), DbError> {
+        let mut conn = self.conn()?;
+        let sessions = admin_sessions::table.filter(admin_sessions::user_id.eq(user_id));
+        match keep {
+            Some(keep) => diesel::delete(sessions.filter(admin_sessions::token_hash.ne(keep)))
+                .execute(&mut conn)?,
+            None => diesel::delete(sessions).execute(&mut conn)?,
+        };
+        Ok(())
+    }
+
+    pub fn insert_token(&self, token: &TokenRow) -> Result<(), DbError> {
+        diesel::insert_into(api_tokens::table)
+            .values(token)
+            .execute(&mut self.conn()?)?;
+        Ok(())
+    }
+
+    pub fn list_tokens(&self) -> Result<Vec<TokenRow>, DbError> {
+        Ok(api_tokens::table
+            .order((api_tokens::created_at.asc(), api_tokens::id.asc()))
+            .select(TokenRow::as_select())
+            .load(&mut self.conn()?)?)
+    }
+
+    /// The unrevoked token with this digest and its user; records its use.
+    pub fn use_token(&self, token_hash: &str) -> Result<Option<(TokenRow, UserRow)>, DbError> {
+        let mut conn = self.conn()?;
+        let found = api_tokens::table
+            .inner_join(admin_users::table)
+            .filter(api_tokens::token_hash.eq(token_hash))
+            .filter(api_tokens::revoked_at.is_null())
+            .select((TokenRow::as_select(), UserRow::as_select()))
+            .first::<(TokenRow, UserRow)>(&mut conn)
+            .optional()?;
+        if let Some((token, _)) = &found {
+            diesel::update(api_tokens::table.find(&token.id))
+                .set(api_tokens::last_used_at.eq(Some(now_unix())))
+                .execute(&mut conn)?;
+        }
+        Ok(found)
+    }
+
+    /// Revokes a token; [`DbError::NotFound`] if there is none (or it was revoked already).
+    pub fn revoke_token(&self, id: &str) -> Result<TokenRow, DbError> {
+        let mut conn = self.conn()?;
+        let token = api_tokens::table
+            .find(id)
+            .filter(api_tokens::revoked_at.is_null())
+            .select(TokenRow::as_select())
+            .first(&mut conn)?;
+        diesel::update(api_tokens::table.find(id))
+            .set(api_tokens::revoked_at.eq(Some(now_unix())))
+            .execute(&mut conn)?;
+        Ok(token)
+    }
+
+    pub fn insert_audit(&self, entry: &AuditRow) -> Result<(), DbError> {
+        diesel::insert_into(audit_log::table)
+            .values(entry)
+            .execute(&mut self.conn()?)?;
+        Ok(())
+    }
+
+    /// A page of the audit log, newest first, and the total count.
+    pub fn audit_page(&self, page: u32, per_page: u32) -> Result<(Vec<AuditRow>, i64), DbError> {
+        let mut conn = self.conn()?;
+        let total: i64 = audit_log::table.count().get_result(&mut conn)?;
+        let rows = audit_log::table
+            .order((audit_log::at.desc(), audit_log::id.desc()))
+            .limit(i64::from(per_page))
+            .offset(i64::from(page.saturating_sub(1)) * i64::from(per_page))
+            .select(AuditRow::as_select())
+            .load(&mut conn)?;
+        Ok((rows, total))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{KeySource, PoolOptions};
+
+    fn user(id: &str) -> UserRow {
+        UserRow {
+            id: id.into(),
+            email: format!("{id}@example.com"),
+            name: id.into(),
+            password_hash: "x".into(),
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn the_last_user_cannot_be_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = KeySource {
+            key: None,
+            file: dir.path().join("k"),
+        };
+        let db = Db::open(
+            &dir.path().join("t.db").display().to_string(),
+            PoolOptions::default(),
+            &keys,
+        )
+        .unwrap();
+        db.insert_user(&user("a")).unwrap();
+        db.insert_user(&user("b")).unwrap();
+        assert!(matches!(db.insert_user(&user("a")), Err(DbError::Conflict)));
+        assert_eq!(db.delete_user("b").unwrap().unwrap().id, "b");
+        assert_eq!(db.delete_user("a").unwrap(), Err(DeleteUserError::LastUser));
+        assert_eq!(
+            db.delete_user("zz").unwrap(),
+            Err(DeleteUserError::NotFound)
+        );
+        assert_eq!(db.count_users().unwrap(), 1);
+    }
+}
