@@ -10,6 +10,7 @@ pub mod auth;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod presence;
 pub mod rate_limit;
 pub mod settings;
@@ -22,7 +23,7 @@ use std::time::Duration;
 use actix::{Actor, Addr};
 use actix_web::{web, App, HttpServer};
 
-use actors::messages::{ShutdownAll, StartApp, UpdateApp};
+use actors::messages::{DrainAll, StartApp, UpdateApp};
 use actors::registry::{AppRegistry, Directory, NodeState};
 use apps::AppConfig;
 use db::{Db, DbError};
@@ -46,7 +47,8 @@ pub struct Server {
     pub db: Db,
     pub node: Arc<NodeState>,
     pub admin: Arc<admin::AdminState>,
-    handle: actix_web::dev::ServerHandle,
+    drain_window: Duration,
+    handles: Vec<actix_web::dev::ServerHandle>,
 }
 
 /// Runs blocking database work on the blocking pool, off the async threads.
@@ -73,14 +75,14 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
         .map_err(|_| DbError::Unavailable("database worker failed".into()))??;
     let apps = blocking(&db, Db::list_apps).await?;
 
+    let node = Arc::new(NodeState::default());
     let directory = Directory::default();
-    let registry = AppRegistry::new(directory.clone()).start();
+    let registry = AppRegistry::new(directory.clone(), node.clone()).start();
     for app in apps {
         // Awaited so that every app is reachable before the first connection is accepted.
         let _ = registry.send(StartApp(app)).await;
     }
 
-    let node = Arc::new(NodeState::default());
     let admin = Arc::new(admin::AdminState::default());
     if blocking(&db, Db::count_users).await? == 0 {
         // The bootstrap credential has to reach the operator somehow; the log is where they
@@ -98,6 +100,9 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
     } else {
         settings.workers
     };
+    let drain_window = Duration::from_secs(settings.drain_window_secs);
+    let metrics_port = settings.metrics_port;
+    let metrics_host = settings.host.clone();
     let state = web::Data::new(http::AppState {
         directory: directory.clone(),
         registry: registry.clone(),
@@ -106,19 +111,36 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
         db: db.clone(),
         admin: admin.clone(),
     });
+    let main_state = state.clone();
     let server = HttpServer::new(move || {
         App::new()
-            .app_data(state.clone())
-            .configure(http::configure)
+            .app_data(main_state.clone())
+            .wrap(actix_web::middleware::from_fn(http::observe))
+            .configure(http::configure_main(metrics_port == 0))
     })
     .workers(workers)
     .disable_signals()
     .shutdown_timeout(5)
     .listen(listener)?
     .run();
-    let handle = server.handle();
+    let mut handles = vec![server.handle()];
     actix_web::rt::spawn(server);
     tracing::info!(%addr, workers, "listening");
+    if metrics_port != 0 {
+        let metrics_state = state.clone();
+        let metrics = HttpServer::new(move || {
+            App::new()
+                .app_data(metrics_state.clone())
+                .route("/metrics", web::get().to(http::metrics))
+        })
+        .workers(1)
+        .disable_signals()
+        .bind((metrics_host.as_str(), metrics_port))?
+        .run();
+        handles.push(metrics.handle());
+        actix_web::rt::spawn(metrics);
+        tracing::info!(port = metrics_port, "metrics listening");
+    }
     Ok(Server {
         addr,
         registry,
@@ -126,7 +148,8 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
         db,
         node,
         admin,
-        handle,
+        drain_window,
+        handles,
     })
 }
 
@@ -154,10 +177,44 @@ impl Server {
     }
 
     /// Tells every client to reconnect elsewhere (4200), then stops serving.
+    ///
+    /// Readiness turns false at once and new connections are refused with 4200; open ones are
+    /// closed with 4200 at random moments within the drain window; then in-flight HTTP requests
+    /// finish (at most 5 s) and the listeners stop.
     pub async fn shutdown(self) {
-        let _ = self.registry.send(ShutdownAll).await;
-        // Let the close frames reach the sockets before the workers stop.
+        self.node
+            .draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let open = self
+            .node
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(
+            connections = open,
+            window_secs = self.drain_window.as_secs(),
+            "draining"
+        );
+        let _ = self
+            .registry
+            .send(DrainAll {
+                window: self.drain_window,
+            })
+            .await;
+        let deadline = std::time::Instant::now() + self.drain_window + Duration::from_secs(2);
+        while self
+            .node
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+            && std::time::Instant::now() < deadline
+        {
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Let the last close frames reach their sockets before the workers stop.
         actix_web::rt::time::sleep(Duration::from_millis(200)).await;
-        self.handle.stop(true).await;
+        for handle in &self.handles {
+            handle.stop(true).await;
+        }
+        tracing::info!("stopped");
     }
 }

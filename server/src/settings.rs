@@ -10,7 +10,10 @@ use serde::{Deserialize, Serialize};
 const ENV_PREFIX: &str = "REVERB_PUSHER_";
 
 /// Every field of [`Settings`], as environment variables name them (a test keeps it in step).
-const FIELDS: [&str; 16] = [
+const FIELDS: [&str; 19] = [
+    "drain_window_secs",
+    "metrics_port",
+    "metrics_token",
     "host",
     "port",
     "database_url",
@@ -88,6 +91,14 @@ pub struct Settings {
     pub max_connections: usize,
     /// Messages queued for one client before it is treated as too slow and closed with 4100.
     pub outbound_buffer_messages: usize,
+    /// On SIGTERM/SIGINT, connections are closed with 4200 at random moments within this many
+    /// seconds (no reconnect stampede); the process exits a few seconds after the window.
+    pub drain_window_secs: u64,
+    /// Serve `/metrics` on this port instead of the main one (0: the main port).
+    pub metrics_port: u16,
+    /// When set, `/metrics` requires `Authorization: Bearer <metrics_token>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_token: Option<Secret>,
     /// Log filter in `tracing` `EnvFilter` syntax, e.g. `info` or `reverb_pusher=debug`.
     pub log_level: String,
     pub log_format: LogFormat,
@@ -110,6 +121,9 @@ impl Default for Settings {
             max_request_body_bytes: 1024 * 1024,
             max_connections: 0,
             outbound_buffer_messages: 1024,
+            drain_window_secs: 10,
+            metrics_port: 0,
+            metrics_token: None,
             log_level: "info".into(),
             log_format: LogFormat::Pretty,
         }
@@ -218,6 +232,7 @@ mod tests {
     fn field_list_matches_the_struct() {
         let settings = Settings {
             master_key: Some(Secret("k".into())),
+            metrics_token: Some(Secret("t".into())),
             ..Settings::default()
         };
         let value = serde_json::to_value(settings).unwrap();

@@ -20,6 +20,7 @@ use super::messages::{
 use super::outbox::Outbox;
 use super::supervisor::AppSupervisor;
 use crate::apps::SharedConfig;
+use crate::metrics::AppMetrics;
 use crate::presence::{Joined, Presence};
 
 /// Above this many subscribers, `subscription_count` broadcasts are throttled (Pusher's rule).
@@ -52,6 +53,7 @@ pub struct ChannelActor {
     config: SharedConfig,
     supervisor: Addr<AppSupervisor>,
     subscribers: HashMap<String, Subscriber>,
+    metrics: AppMetrics,
     cache: Option<Cached>,
     stats: Arc<ChannelStats>,
     /// Joins and publishes handled; see [`ChannelIdle`].
@@ -67,6 +69,7 @@ impl ChannelActor {
         config: SharedConfig,
         supervisor: Addr<AppSupervisor>,
         stats: Arc<ChannelStats>,
+        metrics: AppMetrics,
     ) -> Self {
         let classified = ChannelName::classify(&name);
         let presence = classified.is_presence().then(Presence::default);
@@ -78,6 +81,7 @@ impl ChannelActor {
             config,
             supervisor,
             subscribers: HashMap::new(),
+            metrics,
             cache: None,
             stats,
             seen: 0,
@@ -87,12 +91,16 @@ impl ChannelActor {
         }
     }
 
-    fn broadcast(&self, frame: &ByteString, except: Option<&str>) {
+    /// Queues the frame for every subscriber but `except`; returns how many got it.
+    fn broadcast(&self, frame: &ByteString, except: Option<&str>) -> usize {
+        let mut recipients = 0;
         for (socket_id, sub) in &self.subscribers {
             if Some(socket_id.as_str()) != except {
                 sub.outbox.send(frame.clone());
+                recipients += 1;
             }
         }
+        recipients
     }
 
     fn live_cache(&mut self) -> Option<&Cached> {
@@ -217,6 +225,7 @@ impl Handler<Join> for ChannelActor {
         }
         self.subscribers
             .insert(socket_id, Subscriber { outbox, user_id });
+        self.metrics.subscriptions.inc();
         self.update_stats();
         self.subscription_count_changed(ctx);
         Ok(())
@@ -230,6 +239,7 @@ impl Handler<Leave> for ChannelActor {
         let Some(sub) = self.subscribers.remove(&msg.socket_id) else {
             return;
         };
+        self.metrics.subscriptions.dec();
         if let (Some(presence), Some(user_id)) = (self.presence.as_mut(), sub.user_id) {
             if presence.leave(&user_id) {
                 let frame = frames::member_removed(&self.name, &user_id).into();
@@ -249,7 +259,12 @@ impl Handler<Publish> for ChannelActor {
         self.seen += 1;
         let frame: ByteString =
             frames::channel_event(&msg.event, &self.name, &msg.data, None).into();
-        self.broadcast(&frame, msg.except.as_deref());
+        let recipients = self.broadcast(&frame, msg.except.as_deref());
+        self.metrics
+            .sent(&self.metrics.sent_events, recipients, frame.len());
+        if let Some(request_id) = &msg.request_id {
+            tracing::debug!(request_id = %request_id, channel = %self.name, recipients, "delivered");
+        }
         if self.cache_enabled {
             let ttl = u64::from(self.config.load().limits.cache_ttl_secs);
             self.cache = Some(Cached {
@@ -268,7 +283,12 @@ impl Handler<ClientEvent> for ChannelActor {
 
     fn handle(&mut self, msg: ClientEvent, _: &mut Context<Self>) {
         // Client events are never cached (Pusher's rule) and never echoed to the sender.
-        self.broadcast(&msg.frame, Some(&msg.from));
+        let recipients = self.broadcast(&msg.frame, Some(&msg.from));
+        self.metrics.sent(
+            &self.metrics.sent_client_events,
+            recipients,
+            msg.frame.len(),
+        );
     }
 }
 

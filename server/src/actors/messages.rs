@@ -35,10 +35,13 @@ pub struct StopApp {
     pub reason: String,
 }
 
-/// Close every connection of every app with 4200 (the server is going away).
-#[derive(Message)]
+/// The server is going away: close every connection with 4200, each at a random moment
+/// within `window` so that clients do not all reconnect at once. Registry → supervisors.
+#[derive(Message, Clone, Copy)]
 #[rtype(result = "()")]
-pub struct ShutdownAll;
+pub struct DrainAll {
+    pub window: std::time::Duration,
+}
 
 // ---- Session → AppSupervisor -----------------------------------------------------------------
 
@@ -95,6 +98,8 @@ pub struct OutgoingEvent {
     pub data: String,
     /// `socket_id` to leave out (the sender's own connection).
     pub except: Option<String>,
+    /// The REST request it came from, for the logs.
+    pub request_id: Option<std::sync::Arc<str>>,
 }
 
 /// Deliver events triggered through the REST API.
@@ -182,6 +187,8 @@ pub struct Publish {
     pub event: String,
     pub data: String,
     pub except: Option<String>,
+    /// The REST request it came from, for the logs.
+    pub request_id: Option<std::sync::Arc<str>>,
 }
 
 /// Read the cached event.

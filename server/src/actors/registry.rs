@@ -5,29 +5,33 @@
 //! connection and REST call) take a shared read lock and clone one `AppHandle`.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, RwLock};
 
 use actix::prelude::*;
 use arc_swap::ArcSwap;
-use shared::CloseCode;
 
-use super::messages::{ConfigChanged, ShutdownAll, StartApp, StopApp, StopSupervisor, UpdateApp};
+use super::messages::{ConfigChanged, DrainAll, StartApp, StopApp, StopSupervisor, UpdateApp};
 use super::supervisor::AppSupervisor;
 use crate::apps::SharedConfig;
+use crate::metrics::{AppMetrics, Metrics};
 
 /// What a handler needs to reach one app.
 #[derive(Clone)]
 pub struct AppHandle {
     pub config: SharedConfig,
     pub supervisor: Addr<AppSupervisor>,
+    pub metrics: AppMetrics,
 }
 
-/// Node-wide counters.
-#[derive(Debug, Default)]
+/// Node-wide state.
+#[derive(Default)]
 pub struct NodeState {
     /// Open WebSocket connections on this node, across apps.
     pub connections: AtomicUsize,
+    /// Set when a shutdown starts: readiness turns false and new connections are refused.
+    pub draining: AtomicBool,
+    pub metrics: Metrics,
 }
 
 #[derive(Default)]
@@ -73,11 +77,12 @@ impl Directory {
 
 pub struct AppRegistry {
     directory: Directory,
+    node: Arc<NodeState>,
 }
 
 impl AppRegistry {
-    pub fn new(directory: Directory) -> Self {
-        Self { directory }
+    pub fn new(directory: Directory, node: Arc<NodeState>) -> Self {
+        Self { directory, node }
     }
 }
 
@@ -95,8 +100,13 @@ impl Handler<StartApp> for AppRegistry {
             return;
         }
         let config: SharedConfig = Arc::new(ArcSwap::from_pointee(app.clone()));
-        let supervisor = AppSupervisor::new(config.clone()).start();
-        let handle = AppHandle { config, supervisor };
+        let metrics = self.node.metrics.for_app(&app.id);
+        let supervisor = AppSupervisor::new(config.clone(), metrics.clone()).start();
+        let handle = AppHandle {
+            config,
+            supervisor,
+            metrics,
+        };
         maps.by_key.insert(app.key.clone(), handle.clone());
         maps.by_id.insert(app.id, handle);
     }
@@ -135,19 +145,17 @@ impl Handler<StopApp> for AppRegistry {
             code: msg.code,
             reason: msg.reason,
         });
+        self.node.metrics.remove_app(&msg.id);
         true
     }
 }
 
-impl Handler<ShutdownAll> for AppRegistry {
+impl Handler<DrainAll> for AppRegistry {
     type Result = ();
 
-    fn handle(&mut self, _: ShutdownAll, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: DrainAll, _: &mut Context<Self>) {
         for handle in self.directory.all() {
-            handle.supervisor.do_send(StopSupervisor {
-                code: CloseCode::Reconnect,
-                reason: "Server is shutting down. Please reconnect shortly.".into(),
-            });
+            handle.supervisor.do_send(msg);
         }
     }
 }

@@ -25,6 +25,7 @@ use super::messages::{
 use super::outbox::{Outbound, Outbox};
 use super::registry::{AppHandle, NodeState};
 use crate::auth;
+use crate::metrics::{Received, Rejected};
 use crate::presence::{self, MemberData};
 use crate::rate_limit::TokenBucket;
 
@@ -73,6 +74,8 @@ pub struct Session {
     client_events: TokenBucket,
     registered: bool,
     closing: bool,
+    /// The close code, for the log and the metrics.
+    close_code: Option<u16>,
 }
 
 impl Session {
@@ -99,6 +102,7 @@ impl Session {
             client_events: TokenBucket::new(rate, now),
             registered: false,
             closing: false,
+            close_code: None,
         }
     }
 
@@ -112,11 +116,20 @@ impl Session {
     }
 
     fn send(&self, frame: impl Into<ByteString>) {
-        self.outbox.send(frame.into());
+        let frame = frame.into();
+        self.app
+            .metrics
+            .sent(&self.app.metrics.sent_protocol, 1, frame.len());
+        self.outbox.send(frame);
     }
 
     fn error(&self, code: Option<CloseCode>, message: &str) {
         self.send(frames::error(code, message));
+    }
+
+    fn auth_refused(&self, channel: &str, error: &str) {
+        self.node.metrics.rejected(Rejected::SubscriptionAuth);
+        self.subscription_error(channel, "AuthError", error, 401);
     }
 
     fn subscription_error(&self, channel: &str, kind: &str, error: &str, status: u16) {
@@ -130,6 +143,7 @@ impl Session {
             return;
         }
         self.closing = true;
+        self.close_code = Some(code.code());
         tracing::info!(
             app_id = %self.app.config.load().id, socket_id = %self.socket_id,
             code = code.code(), reason, "closing connection"
@@ -142,14 +156,22 @@ impl Session {
 
     fn handle_text(&mut self, text: &str, ctx: &mut Context<Self>) {
         let Ok(frame) = serde_json::from_str::<ClientFrame>(text) else {
-            {
-                self.error(
-                    None,
-                    "Invalid message format: expected a JSON object with an event",
-                );
-                return;
-            }
+            self.app.metrics.received(Received::Other, text.len());
+            self.error(
+                None,
+                "Invalid message format: expected a JSON object with an event",
+            );
+            return;
         };
+        let kind = match frame.event.as_str() {
+            "pusher:ping" => Received::Ping,
+            "pusher:subscribe" => Received::Subscribe,
+            "pusher:unsubscribe" => Received::Unsubscribe,
+            "pusher:signin" => Received::Signin,
+            event if event.starts_with("client-") => Received::ClientEvent,
+            _ => Received::Other,
+        };
+        self.app.metrics.received(kind, text.len());
         match frame.event.as_str() {
             "pusher:ping" => self.send(frames::pong()),
             "pusher:pong" => {}
@@ -231,7 +253,7 @@ impl Session {
             }
             ChannelKind::Private | ChannelKind::PrivateEncrypted => {
                 if let Err(e) = verify(auth::channel_string(&self.socket_id, channel)) {
-                    self.subscription_error(channel, "AuthError", &e, 401);
+                    self.auth_refused(channel, &e);
                     return;
                 }
                 None
@@ -240,7 +262,7 @@ impl Session {
                 let member = if let Some(channel_data) = data.channel_data.as_deref() {
                     let signed = auth::presence_string(&self.socket_id, channel, channel_data);
                     if let Err(e) = verify(signed) {
-                        self.subscription_error(channel, "AuthError", &e, 401);
+                        self.auth_refused(channel, &e);
                         return;
                     }
                     match presence::parse_member(
@@ -262,7 +284,7 @@ impl Session {
                     // No channel_data: the app authorises the signed-in user (§2.6), and the
                     // signature covers `socket_id:channel` only.
                     if let Err(e) = verify(auth::channel_string(&self.socket_id, channel)) {
-                        self.subscription_error(channel, "AuthError", &e, 401);
+                        self.auth_refused(channel, &e);
                         return;
                     }
                     MemberData {
@@ -396,6 +418,7 @@ impl Session {
             .client_events
             .try_take(limits.max_client_events_per_second, Instant::now())
         {
+            self.node.metrics.rejected(Rejected::ClientEventRateLimit);
             self.error(
                 Some(CloseCode::ClientEventRejected),
                 "Client event rejected due to rate limit",
@@ -484,6 +507,8 @@ impl Session {
     fn on_registered(&mut self, ctx: &mut Context<Self>) {
         let config = self.app.config.load();
         self.registered = true;
+        self.app.metrics.connections.inc();
+        self.app.metrics.opened.inc();
         self.send(frames::connection_established(
             &self.socket_id,
             self.heartbeat.activity.as_secs(),
@@ -570,9 +595,11 @@ impl Actor for Session {
             self.app.supervisor.do_send(Disconnect {
                 socket_id: self.socket_id.clone(),
             });
+            self.app.metrics.connections.dec();
+            self.app.metrics.closed(self.close_code);
             tracing::info!(
                 app_id = %self.app.config.load().id, socket_id = %self.socket_id,
-                "connection closed"
+                code = self.close_code, "connection closed"
             );
         }
     }
@@ -603,9 +630,18 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for Session {
                 self.outbox.push(Outbound::Pong(payload));
             }
             Ok(AggregatedMessage::Pong(_)) => self.seen(),
-            Ok(AggregatedMessage::Close(_)) => ctx.stop(),
+            Ok(AggregatedMessage::Close(reason)) => {
+                let code = reason.map_or(1005, |r| u16::from(r.code));
+                self.close_code = Some(code);
+                self.closing = true;
+                // RFC 6455: answer a close frame with one (1005 means "none given": reply 1000).
+                let echo = if code == 1005 { 1000 } else { code };
+                self.outbox.push(Outbound::Close(echo, String::new()));
+                ctx.stop();
+            }
             Err(ProtocolError::Overflow) => {
                 self.closing = true;
+                self.close_code = Some(1009);
                 self.error(None, "Message too large");
                 self.outbox
                     .push(Outbound::Close(1009, "Message too large".into()));
@@ -637,6 +673,8 @@ impl Handler<SlowConsumer> for Session {
     fn handle(&mut self, _: SlowConsumer, ctx: &mut Context<Self>) {
         if !self.closing {
             self.closing = true;
+            self.close_code = Some(CloseCode::OverCapacity.code());
+            self.node.metrics.rejected(Rejected::SlowConsumer);
             tracing::warn!(socket_id = %self.socket_id, "client too slow: outbound buffer full, closing with 4100");
             ctx.stop();
         }

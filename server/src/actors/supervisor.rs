@@ -19,13 +19,14 @@ use shared::{frames, ChannelName, CloseCode};
 use super::channel::{ChannelActor, ChannelStats};
 use super::messages::{
     ChannelCounts, ChannelIdle, CloseSession, ConfigChanged, Connect, ConnectionCount, Disconnect,
-    GetCache, GetCounts, GetUsers, Join, Leave, ListChannels, Publish, PublishEvents, ReadCache,
-    ReadUsers, SignedIn, StopChannel, StopSupervisor, Subscribe, SubscribeError, TerminateUser,
-    Unsubscribe,
+    DrainAll, GetCache, GetCounts, GetUsers, Join, Leave, ListChannels, Publish, PublishEvents,
+    ReadCache, ReadUsers, SignedIn, StopChannel, StopSupervisor, Subscribe, SubscribeError,
+    TerminateUser, Unsubscribe,
 };
 use super::outbox::Outbox;
 use super::session::Session;
 use crate::apps::SharedConfig;
+use crate::metrics::AppMetrics;
 
 struct SessionEntry {
     addr: Addr<Session>,
@@ -50,16 +51,18 @@ pub struct AppSupervisor {
     users: HashMap<String, HashSet<String>>,
     /// Watched user id → sockets whose watchlist names it.
     watchers: HashMap<String, HashSet<String>>,
+    metrics: AppMetrics,
 }
 
 impl AppSupervisor {
-    pub fn new(config: SharedConfig) -> Self {
+    pub fn new(config: SharedConfig, metrics: AppMetrics) -> Self {
         Self {
             config,
             sessions: HashMap::new(),
             channels: HashMap::new(),
             users: HashMap::new(),
             watchers: HashMap::new(),
+            metrics,
         }
     }
 
@@ -76,6 +79,7 @@ impl AppSupervisor {
                 self.config.clone(),
                 ctx.address(),
                 stats.clone(),
+                self.metrics.clone(),
             )
             .start();
             tracing::debug!(app_id = %self.app_id(), channel = name, "channel started");
@@ -87,6 +91,9 @@ impl AppSupervisor {
                     sent: 0,
                 },
             );
+            self.metrics
+                .channels
+                .set(i64::try_from(self.channels.len()).unwrap_or(i64::MAX));
         }
         self.channels.get_mut(name).expect("inserted above")
     }
@@ -111,6 +118,7 @@ impl AppSupervisor {
             }
             if let Some(session) = self.sessions.get(socket_id) {
                 session.outbox.send(frame.clone());
+                self.metrics.sent(&self.metrics.sent_events, 1, frame.len());
             }
         }
     }
@@ -277,6 +285,9 @@ impl Handler<ChannelIdle> for AppSupervisor {
         if idle {
             if let Some(c) = self.channels.remove(&msg.channel) {
                 c.addr.do_send(StopChannel);
+                self.metrics
+                    .channels
+                    .set(i64::try_from(self.channels.len()).unwrap_or(i64::MAX));
                 tracing::debug!(app_id = %self.app_id(), channel = %msg.channel, "channel retired");
             }
         }
@@ -332,6 +343,7 @@ impl Handler<PublishEvents> for AppSupervisor {
                 event: event.event,
                 data: event.data,
                 except: event.except,
+                request_id: event.request_id,
             };
             if let Some(entry) = self.channels.get_mut(&event.channel) {
                 entry.sent += 1;
@@ -441,5 +453,30 @@ impl Handler<StopSupervisor> for AppSupervisor {
     fn handle(&mut self, msg: StopSupervisor, ctx: &mut Context<Self>) {
         self.close_all(msg.code, &msg.reason);
         ctx.stop();
+    }
+}
+
+impl Handler<DrainAll> for AppSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: DrainAll, ctx: &mut Context<Self>) {
+        let window_ms = u64::try_from(msg.window.as_millis()).unwrap_or(u64::MAX);
+        let mut rng = rand::rng();
+        for (socket_id, session) in &self.sessions {
+            // Spread over the window so that clients do not all reconnect in the same instant.
+            let delay = if window_ms == 0 {
+                0
+            } else {
+                rand::Rng::random_range(&mut rng, 0..window_ms)
+            };
+            let (addr, socket_id) = (session.addr.clone(), socket_id.clone());
+            ctx.run_later(std::time::Duration::from_millis(delay), move |_, _| {
+                tracing::debug!(socket_id = %socket_id, "drain: closing");
+                addr.do_send(CloseSession {
+                    code: CloseCode::Reconnect,
+                    reason: "Server is shutting down. Please reconnect shortly.".into(),
+                });
+            });
+        }
     }
 }

@@ -509,6 +509,12 @@ impl Db {
         Ok(self.pool.get()?)
     }
 
+    /// Checks that the database answers within `timeout`.
+    pub fn ping(&self, timeout: Duration) -> Result<(), DbError> {
+        let mut conn = self.pool.get_timeout(timeout)?;
+        conn.ping().map_err(DbError::from)
+    }
+
     /// Every app, oldest first.
     pub fn list_apps(&self) -> Result<Vec<AppConfig>, DbError> {
         let rows = apps::table

@@ -7,7 +7,14 @@ pub mod ws;
 use std::sync::Arc;
 
 use actix::Addr;
-use actix_web::{web, HttpResponse, ResponseError};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use sha2::Digest;
 
 use crate::actors::registry::{AppRegistry, Directory, NodeState};
 use crate::db::Db;
@@ -44,10 +51,101 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .configure(crate::admin::configure)
         .route("/up", web::get().to(up))
+        .route("/ready", web::get().to(ready))
         .route("/", web::get().to(ui::redirect_to_admin))
         .route("/admin", web::get().to(ui::redirect_to_admin))
         .route("/admin/{path:.*}", web::get().to(ui::serve))
         .default_service(web::to(not_found));
+}
+
+/// Routes served on the main port: everything, and `/metrics` unless it has its own port.
+pub fn configure_main(metrics_on_main_port: bool) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        if metrics_on_main_port {
+            cfg.route("/metrics", web::get().to(metrics));
+        }
+        configure(cfg);
+    }
+}
+
+/// `GET /metrics`: Prometheus text, behind `metrics_token` when one is set.
+pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if let Some(token) = &state.settings.metrics_token {
+        let offered = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        let expected = format!("Bearer {}", token.0);
+        let digest = |s: &str| sha2::Sha256::digest(s.as_bytes());
+        if offered.map(digest) != Some(digest(&expected)) {
+            return ApiError::unauthorized("Send Authorization: Bearer <metrics_token>")
+                .error_response();
+        }
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.node.metrics.render())
+}
+
+/// Readiness: not draining, and the database answers. 503 with the failing check otherwise.
+async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let draining = state.node.draining.load(Ordering::Relaxed);
+    let db = state.db.clone();
+    let database = web::block(move || db.ping(Duration::from_secs(1)))
+        .await
+        .map_err(|_| crate::db::DbError::Unavailable("database check failed".into()))
+        .and_then(|r| r);
+    let ready = !draining && database.is_ok();
+    let mut database_check = serde_json::json!({ "ok": database.is_ok() });
+    if let Err(e) = &database {
+        database_check["error"] = e.to_string().into();
+    }
+    let body = serde_json::json!({
+        "ready": ready,
+        "checks": { "draining": { "ok": !draining }, "database": database_check },
+    });
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// Counts and times REST and admin API requests, and logs them (admin calls at info level,
+/// REST calls at debug: under load they are the traffic itself).
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let path = req.path();
+    let admin = path.starts_with("/admin/api/");
+    if !admin && !path.starts_with("/apps/") {
+        return next.call(req).await;
+    }
+    let started = Instant::now();
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let method = req.method().clone();
+    let response = next.call(req).await?;
+    // `/apps/:app_id/events` rather than `{app_id}`: some exposition parsers trip on braces.
+    let endpoint = response.request().match_pattern().map_or_else(
+        || "unmatched".into(),
+        |p| p.replace('{', ":").replace('}', ""),
+    );
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    if let Some(state) = state {
+        state
+            .node
+            .metrics
+            .http_request(&endpoint, status, elapsed.as_secs_f64());
+    }
+    let ms = elapsed.as_secs_f64() * 1000.0;
+    if admin || status >= 400 {
+        tracing::info!(%method, %endpoint, status, ms, "API call");
+    } else {
+        tracing::debug!(%method, %endpoint, status, ms, "API call");
+    }
+    Ok(response)
 }
 
 /// Liveness: the process answers HTTP.

@@ -63,6 +63,10 @@ fn authenticate(
     )
     .map_err(|e| {
         tracing::info!(app_id, reason = %e, "REST request refused");
+        state
+            .node
+            .metrics
+            .rejected(crate::metrics::Rejected::RestAuth);
         ApiError::unauthorized(e.to_string())
     })?;
     if !config.enabled {
@@ -205,6 +209,7 @@ fn validate_event(
     let events = channels
         .into_iter()
         .map(|channel| OutgoingEvent {
+            request_id: None,
             channel,
             event: name.clone(),
             data: data.clone(),
@@ -212,6 +217,15 @@ fn validate_event(
         })
         .collect();
     Ok((events, info))
+}
+
+/// Gives the events of one REST call a request id that the delivery logs repeat.
+fn tag_request(events: &mut [OutgoingEvent]) -> Arc<str> {
+    let request_id: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
+    for event in events {
+        event.request_id = Some(request_id.clone());
+    }
+    request_id
 }
 
 fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
@@ -232,9 +246,10 @@ pub async fn trigger_event(
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(payload, state.settings.max_request_body_bytes).await?;
     let (app, config) = authenticate(&req, &state, &app_id, &body)?;
-    let (events, info) = validate_event(&config, parse_json(&body)?)?;
+    let (mut events, info) = validate_event(&config, parse_json(&body)?)?;
     let channels: Vec<String> = events.iter().map(|e| e.channel.clone()).collect();
-    tracing::debug!(app_id = %config.id, channels = channels.len(), "REST trigger");
+    let request_id = tag_request(&mut events);
+    tracing::debug!(app_id = %config.id, %request_id, channels = channels.len(), "REST trigger");
     app.supervisor
         .send(PublishEvents(events))
         .await
@@ -286,6 +301,8 @@ pub async fn trigger_batch(
         infos.push((events[0].channel.clone(), info));
         all.extend(events);
     }
+    let request_id = tag_request(&mut all);
+    tracing::debug!(app_id = %config.id, %request_id, events = all.len(), "REST batch trigger");
     app.supervisor
         .send(PublishEvents(all))
         .await

@@ -13,6 +13,7 @@ use shared::{frames, CloseCode};
 use super::AppState;
 use crate::actors::outbox::{Outbound, Outbox};
 use crate::actors::session::{Heartbeat, Session};
+use crate::metrics::Rejected;
 
 /// Protocol versions this server speaks; a missing `protocol` counts as the newest.
 const PROTOCOLS: std::ops::RangeInclusive<u32> = 4..=7;
@@ -55,42 +56,53 @@ pub async fn connect_app(
         .aggregate_continuations()
         .max_continuation_size(settings.max_frame_bytes);
     let outbox = Outbox::spawn(ws, settings.outbound_buffer_messages);
-    let refuse = |code: CloseCode, reason: String| {
+    let metrics = &state.node.metrics;
+    let refuse = |code: CloseCode, reason: String, why: Rejected| {
         tracing::info!(app_key = %key, code = code.code(), reason = %reason, "connection refused");
+        metrics.rejected(why);
         outbox.send(frames::error(Some(code), &reason).into());
         outbox.push(Outbound::Close(code.code(), reason));
     };
 
+    if state.node.draining.load(Ordering::Relaxed) {
+        let reason = "Server is shutting down. Please reconnect shortly.".into();
+        refuse(CloseCode::Reconnect, reason, Rejected::Draining);
+        return Ok(response);
+    }
     if let Err((code, reason)) = check_protocol(&req) {
-        refuse(code, reason);
+        refuse(code, reason, Rejected::Protocol);
         return Ok(response);
     }
     let Some(app) = state.directory.by_key(&key) else {
-        refuse(
-            CloseCode::AppNotFound,
-            format!("App key {key} does not exist."),
-        );
+        let reason = format!("App key {key} does not exist.");
+        refuse(CloseCode::AppNotFound, reason, Rejected::UnknownApp);
         return Ok(response);
     };
     {
         let config = app.config.load();
         let origin = req.headers().get("origin").and_then(|v| v.to_str().ok());
         if !config.origin_allowed(origin) {
-            refuse(CloseCode::Unauthorized, "Origin not allowed".into());
+            refuse(
+                CloseCode::Unauthorized,
+                "Origin not allowed".into(),
+                Rejected::Origin,
+            );
             return Ok(response);
         }
         if !config.enabled {
-            refuse(CloseCode::AppDisabled, "The app is not enabled.".into());
+            refuse(
+                CloseCode::AppDisabled,
+                "The app is not enabled.".into(),
+                Rejected::AppDisabled,
+            );
             return Ok(response);
         }
     }
     let open = state.node.connections.fetch_add(1, Ordering::Relaxed);
     if settings.max_connections > 0 && open >= settings.max_connections {
         state.node.connections.fetch_sub(1, Ordering::Relaxed);
-        refuse(
-            CloseCode::OverCapacity,
-            "The server is over capacity. Please reconnect later.".into(),
-        );
+        let reason = "The server is over capacity. Please reconnect later.".into();
+        refuse(CloseCode::OverCapacity, reason, Rejected::OverCapacity);
         return Ok(response);
     }
     let heartbeat = Heartbeat {

@@ -192,7 +192,7 @@ async fn oversized_frame_closes_with_1009() {
 
 #[actix_rt::test]
 async fn shutdown_tells_clients_to_reconnect_with_4200() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_with(|s| s.drain_window_secs = 1, |_| {}).await;
     let mut client = server.connect().await;
     let shutdown = actix_rt::spawn(server.shutdown());
     client.expect_refusal(4200).await;

@@ -1,0 +1,312 @@
+//! Prometheus metrics. Labels stay bounded: an app id, a close code, a message kind, an HTTP
+//! route pattern and status, a refusal reason - never a channel or a user.
+//!
+//! Hot paths hold pre-resolved per-app handles ([`AppMetrics`]), so counting a delivery is a
+//! plain atomic add, not a label lookup.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// Every metric of the node.
+pub struct Metrics {
+    registry: Registry,
+    connections: IntGaugeVec,
+    connections_opened: IntCounterVec,
+    connections_closed: IntCounterVec,
+    messages_received: IntCounterVec,
+    messages_sent: IntCounterVec,
+    bytes_received: IntCounterVec,
+    bytes_sent: IntCounterVec,
+    subscriptions: IntGaugeVec,
+    channels: IntGaugeVec,
+    http_requests: IntCounterVec,
+    http_duration: HistogramVec,
+    rejected: IntCounterVec,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let metric = IntCounterVec::new(Opts::new(name, help).namespace("reverb_pusher"), labels)
+        .expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("unique metric");
+    metric
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let metric = IntGaugeVec::new(Opts::new(name, help).namespace("reverb_pusher"), labels)
+        .expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("unique metric");
+    metric
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let registry = Registry::new();
+        let r = &registry;
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "REST and admin API latency",
+            )
+            .namespace("reverb_pusher")
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            &["endpoint"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(http_duration.clone()))
+            .expect("unique metric");
+        Self {
+            connections: gauge(r, "connections", "Open WebSocket connections", &["app_id"]),
+            connections_opened: counter(
+                r,
+                "connections_opened_total",
+                "WebSocket connections accepted",
+                &["app_id"],
+            ),
+            connections_closed: counter(
+                r,
+                "connections_closed_total",
+                "WebSocket connections closed, by close code",
+                &["app_id", "code"],
+            ),
+            messages_received: counter(
+                r,
+                "ws_messages_received_total",
+                "Frames received from clients, by kind",
+                &["app_id", "kind"],
+            ),
+            messages_sent: counter(
+                r,
+                "ws_messages_sent_total",
+                "Frames sent to clients, by kind",
+                &["app_id", "kind"],
+            ),
+            bytes_received: counter(
+                r,
+                "ws_bytes_received_total",
+                "Bytes of frames received from clients",
+                &["app_id"],
+            ),
+            bytes_sent: counter(
+                r,
+                "ws_bytes_sent_total",
+                "Bytes of frames queued to clients",
+                &["app_id"],
+            ),
+            subscriptions: gauge(r, "subscriptions", "Channel subscriptions", &["app_id"]),
+            channels: gauge(
+                r,
+                "channels",
+                "Occupied channels (and cache channels holding an event)",
+                &["app_id"],
+            ),
+            http_requests: counter(
+                r,
+                "http_requests_total",
+                "REST and admin API requests, by route and status",
+                &["endpoint", "status"],
+            ),
+            http_duration,
+            rejected: counter(
+                r,
+                "rejected_total",
+                "Refused actions, by reason",
+                &["reason"],
+            ),
+            registry,
+        }
+    }
+}
+
+/// What kind of client frame was received.
+#[derive(Debug, Clone, Copy)]
+pub enum Received {
+    Ping,
+    Subscribe,
+    Unsubscribe,
+    Signin,
+    ClientEvent,
+    Other,
+}
+
+/// A node-wide refusal reason.
+#[derive(Debug, Clone, Copy)]
+pub enum Rejected {
+    UnknownApp,
+    AppDisabled,
+    AppOverQuota,
+    OverCapacity,
+    Draining,
+    Origin,
+    Protocol,
+    SubscriptionAuth,
+    ClientEvent,
+    ClientEventRateLimit,
+    SlowConsumer,
+    RestAuth,
+}
+
+impl Rejected {
+    fn label(self) -> &'static str {
+        match self {
+            Self::UnknownApp => "unknown_app",
+            Self::AppDisabled => "app_disabled",
+            Self::AppOverQuota => "app_over_quota",
+            Self::OverCapacity => "over_capacity",
+            Self::Draining => "draining",
+            Self::Origin => "origin",
+            Self::Protocol => "protocol",
+            Self::SubscriptionAuth => "subscription_auth",
+            Self::ClientEvent => "client_event",
+            Self::ClientEventRateLimit => "client_event_rate_limit",
+            Self::SlowConsumer => "slow_consumer",
+            Self::RestAuth => "rest_auth",
+        }
+    }
+}
+
+impl Metrics {
+    /// The handles one app's actors count with.
+    pub fn for_app(&self, app_id: &str) -> AppMetrics {
+        let kind = |kind: &str| self.messages_received.with_label_values(&[app_id, kind]);
+        AppMetrics {
+            app_id: app_id.to_owned(),
+            connections: self.connections.with_label_values(&[app_id]),
+            opened: self.connections_opened.with_label_values(&[app_id]),
+            received: [
+                kind("ping"),
+                kind("subscribe"),
+                kind("unsubscribe"),
+                kind("signin"),
+                kind("client_event"),
+                kind("other"),
+            ],
+            sent_events: self.messages_sent.with_label_values(&[app_id, "event"]),
+            sent_client_events: self
+                .messages_sent
+                .with_label_values(&[app_id, "client_event"]),
+            sent_protocol: self.messages_sent.with_label_values(&[app_id, "protocol"]),
+            bytes_in: self.bytes_received.with_label_values(&[app_id]),
+            bytes_out: self.bytes_sent.with_label_values(&[app_id]),
+            subscriptions: self.subscriptions.with_label_values(&[app_id]),
+            channels: self.channels.with_label_values(&[app_id]),
+            closed: self.connections_closed.clone(),
+        }
+    }
+
+    /// Forgets a deleted app's series.
+    pub fn remove_app(&self, app_id: &str) {
+        let _ = self.connections.remove_label_values(&[app_id]);
+        let _ = self.connections_opened.remove_label_values(&[app_id]);
+        let _ = self.bytes_received.remove_label_values(&[app_id]);
+        let _ = self.bytes_sent.remove_label_values(&[app_id]);
+        let _ = self.subscriptions.remove_label_values(&[app_id]);
+        let _ = self.channels.remove_label_values(&[app_id]);
+        for kind in [
+            "ping",
+            "subscribe",
+            "unsubscribe",
+            "signin",
+            "client_event",
+            "other",
+        ] {
+            let _ = self.messages_received.remove_label_values(&[app_id, kind]);
+        }
+        for kind in ["event", "client_event", "protocol"] {
+            let _ = self.messages_sent.remove_label_values(&[app_id, kind]);
+        }
+    }
+
+    pub fn rejected(&self, reason: Rejected) {
+        self.rejected.with_label_values(&[reason.label()]).inc();
+    }
+
+    pub fn http_request(&self, endpoint: &str, status: u16, seconds: f64) {
+        self.http_requests
+            .with_label_values(&[endpoint, &status.to_string()])
+            .inc();
+        self.http_duration
+            .with_label_values(&[endpoint])
+            .observe(seconds);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// One app's pre-resolved metric handles.
+#[derive(Clone)]
+pub struct AppMetrics {
+    app_id: String,
+    pub connections: IntGauge,
+    pub opened: IntCounter,
+    received: [IntCounter; 6],
+    pub sent_events: IntCounter,
+    pub sent_client_events: IntCounter,
+    pub sent_protocol: IntCounter,
+    pub bytes_in: IntCounter,
+    pub bytes_out: IntCounter,
+    pub subscriptions: IntGauge,
+    pub channels: IntGauge,
+    closed: IntCounterVec,
+}
+
+impl AppMetrics {
+    pub fn received(&self, kind: Received, bytes: usize) {
+        self.received[kind as usize].inc();
+        self.bytes_in.inc_by(bytes as u64);
+    }
+
+    /// `count` copies of a frame of `bytes` were queued.
+    pub fn sent(&self, counter: &IntCounter, count: usize, bytes: usize) {
+        counter.inc_by(count as u64);
+        self.bytes_out.inc_by((count * bytes) as u64);
+    }
+
+    pub fn closed(&self, code: Option<u16>) {
+        let code = code.map_or_else(|| "none".to_owned(), |c| c.to_string());
+        self.closed.with_label_values(&[&self.app_id, &code]).inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_with_bounded_labels() {
+        let metrics = Metrics::default();
+        let app = metrics.for_app("42");
+        app.opened.inc();
+        app.received(Received::Subscribe, 10);
+        app.closed(Some(4200));
+        metrics.rejected(Rejected::UnknownApp);
+        metrics.http_request("/apps/{app_id}/events", 200, 0.001);
+        let text = metrics.render();
+        assert!(
+            text.contains("reverb_pusher_connections_opened_total{app_id=\"42\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("reverb_pusher_connections_closed_total{app_id=\"42\",code=\"4200\"} 1")
+        );
+        assert!(text.contains("reverb_pusher_rejected_total{reason=\"unknown_app\"} 1"));
+        assert!(text.contains("reverb_pusher_http_request_duration_seconds_bucket"));
+        metrics.remove_app("42");
+        assert!(!metrics
+            .render()
+            .contains("connections_opened_total{app_id=\"42\"}"));
+    }
+}

@@ -1,0 +1,204 @@
+//! Operations: readiness, graceful drain, Prometheus metrics.
+
+use std::time::Duration;
+
+use reverb_pusher_tests::{Client, TestServer};
+use serde_json::json;
+
+async fn get(url: &str, bearer: Option<&str>) -> (u16, String) {
+    let mut request = awc::Client::new().get(url);
+    if let Some(token) = bearer {
+        request = request.insert_header(("authorization", format!("Bearer {token}")));
+    }
+    let mut response = request.send().await.expect("request");
+    let body = response.body().limit(4 << 20).await.expect("body");
+    (
+        response.status().as_u16(),
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+#[actix_rt::test]
+async fn health_and_readiness() {
+    let server = TestServer::start().await;
+    let (status, body) = get(&server.http_url("/up"), None).await;
+    assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
+    let (status, body) = get(&server.http_url("/ready"), None).await;
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        json!({"ready": true, "checks": {"draining": {"ok": true}, "database": {"ok": true}}})
+    );
+}
+
+#[actix_rt::test]
+async fn drain_flips_readiness_and_closes_everyone_with_4200() {
+    let server = TestServer::start_with(|s| s.drain_window_secs = 2, |_| {}).await;
+    let mut clients = Vec::new();
+    for _ in 0..5 {
+        let mut c = server.connect().await;
+        c.subscribe("room").await;
+        clients.push(c);
+    }
+    let ready_url = server.http_url("/ready");
+    let ws_url = server.ws_url(&server.app.key);
+    let shutdown = actix_rt::spawn(server.shutdown());
+    actix_rt::time::sleep(Duration::from_millis(100)).await;
+
+    let (status, body) = get(&ready_url, None).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains(r#""draining":{"ok":false}"#), "{body}");
+    Client::open(&ws_url).await.expect_refusal(4200).await;
+
+    let started = std::time::Instant::now();
+    for client in &mut clients {
+        client.expect_refusal(4200).await;
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "drained within the window"
+    );
+    shutdown.await.unwrap();
+}
+
+/// The value of one sample, by metric name and labels.
+fn sample(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> u64 {
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map_or(0, |s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v as u64,
+            _ => u64::MAX,
+        })
+}
+
+async fn scrape(server: &TestServer, token: Option<&str>) -> prometheus_parse::Scrape {
+    let (status, body) = get(&server.http_url("/metrics"), token).await;
+    assert_eq!(status, 200, "{body}");
+    let lines = body.lines().map(|l| Ok(l.to_owned()));
+    prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text")
+}
+
+#[actix_rt::test]
+async fn metrics_move_as_clients_connect_subscribe_and_receive() {
+    let server = TestServer::start_with(
+        |s| s.metrics_token = Some(reverb_pusher::settings::Secret("scrape-me".into())),
+        |_| {},
+    )
+    .await;
+    let (status, _) = get(&server.http_url("/metrics"), None).await;
+    assert_eq!(status, 401, "the token is required when set");
+    let app = server.app.id.as_str();
+    let before = scrape(&server, Some("scrape-me")).await;
+    assert_eq!(
+        sample(&before, "reverb_pusher_connections", &[("app_id", app)]),
+        0
+    );
+
+    let mut a = server.connect().await;
+    let mut b = server.connect().await;
+    a.subscribe("news").await;
+    b.subscribe("news").await;
+    assert_eq!(
+        server.rest().trigger("news", "e", "payload").await.status,
+        200
+    );
+    a.expect_event("e").await;
+    b.expect_event("e").await;
+    Client::open(&server.ws_url("unknown"))
+        .await
+        .expect_refusal(4001)
+        .await;
+
+    let after = scrape(&server, Some("scrape-me")).await;
+    assert_eq!(
+        sample(&after, "reverb_pusher_connections", &[("app_id", app)]),
+        2
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "reverb_pusher_connections_opened_total",
+            &[("app_id", app)]
+        ),
+        2
+    );
+    assert_eq!(
+        sample(&after, "reverb_pusher_subscriptions", &[("app_id", app)]),
+        2
+    );
+    assert_eq!(
+        sample(&after, "reverb_pusher_channels", &[("app_id", app)]),
+        1
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "reverb_pusher_ws_messages_received_total",
+            &[("app_id", app), ("kind", "subscribe")]
+        ),
+        2
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "reverb_pusher_ws_messages_sent_total",
+            &[("app_id", app), ("kind", "event")]
+        ),
+        2
+    );
+    assert!(
+        sample(
+            &after,
+            "reverb_pusher_ws_bytes_sent_total",
+            &[("app_id", app)]
+        ) > 0
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "reverb_pusher_rejected_total",
+            &[("reason", "unknown_app")]
+        ),
+        1
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "reverb_pusher_http_requests_total",
+            &[("endpoint", "/apps/:app_id/events"), ("status", "200")]
+        ),
+        1
+    );
+    assert!(after.samples.iter().any(|s| s.metric
+        == "reverb_pusher_http_request_duration_seconds"
+        || s.metric
+            .starts_with("reverb_pusher_http_request_duration_seconds")));
+
+    a.close().await;
+    assert_eq!(
+        a.expect_close().await,
+        Some(1000),
+        "the server answers a close frame"
+    );
+    for _ in 0..40 {
+        let now = scrape(&server, Some("scrape-me")).await;
+        if sample(&now, "reverb_pusher_connections", &[("app_id", app)]) == 1 {
+            assert_eq!(
+                sample(
+                    &now,
+                    "reverb_pusher_connections_closed_total",
+                    &[("app_id", app), ("code", "1000")]
+                ),
+                1
+            );
+            return;
+        }
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the closed connection was not counted");
+}
