@@ -43,7 +43,7 @@ done
 
 echo "== conformance: pusher-js and the pusher Node SDK =="
 (cd tests/node && SERVER_BIN="$PWD/../../target/debug/reverb-pusher" \
-  node --test --test-concurrency=1 --test-reporter=spec conformance.test.js) 2>&1 | tee target/node-test.log
+  node --test --test-concurrency=1 --test-reporter=spec conformance.test.js operations.test.js) 2>&1 | tee target/node-test.log
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 # One closing line for every runner.

@@ -15,6 +15,7 @@ pub mod presence;
 pub mod rate_limit;
 pub mod settings;
 pub mod telemetry;
+pub mod tls;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -36,6 +37,8 @@ pub enum StartError {
     Db(#[from] DbError),
     #[error("cannot serve HTTP: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// A running server.
@@ -49,6 +52,7 @@ pub struct Server {
     pub admin: Arc<admin::AdminState>,
     drain_window: Duration,
     handles: Vec<actix_web::dev::ServerHandle>,
+    tls: Option<Arc<tls::ReloadingCert>>,
 }
 
 /// Runs blocking database work on the blocking pool, off the async threads.
@@ -101,6 +105,14 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
         settings.workers
     };
     let drain_window = Duration::from_secs(settings.drain_window_secs);
+    let tls = settings
+        .tls_files()
+        .map(tls::ReloadingCert::new)
+        .transpose()?;
+    if let Some(cert) = &tls {
+        cert.watch(Duration::from_secs(settings.tls_reload_secs));
+    }
+    let redirect_port = settings.http_redirect_port;
     let metrics_port = settings.metrics_port;
     let metrics_host = settings.host.clone();
     let state = web::Data::new(http::AppState {
@@ -120,12 +132,30 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
     })
     .workers(workers)
     .disable_signals()
-    .shutdown_timeout(5)
-    .listen(listener)?
+    .shutdown_timeout(5);
+    let server = match &tls {
+        Some(cert) => server.listen_rustls_0_23(listener, cert.server_config())?,
+        None => server.listen(listener)?,
+    }
     .run();
     let mut handles = vec![server.handle()];
     actix_web::rt::spawn(server);
-    tracing::info!(%addr, workers, "listening");
+    tracing::info!(%addr, workers, tls = tls.is_some(), "listening");
+    if redirect_port != 0 {
+        let tls_port = addr.port();
+        let redirect = HttpServer::new(move || {
+            App::new().default_service(web::to(move |req: actix_web::HttpRequest| async move {
+                http::redirect_to_https(&req, tls_port)
+            }))
+        })
+        .workers(1)
+        .disable_signals()
+        .bind((metrics_host.as_str(), redirect_port))?
+        .run();
+        handles.push(redirect.handle());
+        actix_web::rt::spawn(redirect);
+        tracing::info!(port = redirect_port, "redirecting plain HTTP to https");
+    }
     if metrics_port != 0 {
         let metrics_state = state.clone();
         let metrics = HttpServer::new(move || {
@@ -150,10 +180,20 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
         admin,
         drain_window,
         handles,
+        tls,
     })
 }
 
 impl Server {
+    /// Reloads the TLS certificate files now (SIGHUP); without TLS this does nothing.
+    pub fn reload_tls(&self) {
+        if let Some(cert) = &self.tls {
+            if let Err(e) = cert.reload() {
+                tracing::warn!(error = %e, "TLS reload failed; keeping the current certificate");
+            }
+        }
+    }
+
     /// Creates an app with fresh credentials, stores it and starts its supervisor.
     pub async fn create_app(&self, name: &str) -> Result<AppConfig, DbError> {
         let app = AppConfig::generate(name);

@@ -272,8 +272,34 @@ fn print_credentials(app: &AppConfig) {
     println!("app_secret: {}", app.secret);
 }
 
-fn serve(settings: Settings) -> Result<(), String> {
+/// Raises the soft open-file limit to the hard one (each connection holds a descriptor) and,
+/// when no per-node cap is configured, derives one from it so that the process refuses new
+/// connections with 4100 instead of failing to accept them.
+fn raise_file_limit(settings: &mut Settings) {
+    /// Descriptors kept for the database pool, log files, listeners and the like.
+    const RESERVE: u64 = 256;
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => {
+            if limit < 4096 {
+                tracing::warn!(limit, "the open-file limit is low and caps connections; raise it (LimitNOFILE= in systemd, ulimit -n)");
+            }
+            if settings.max_connections == 0 {
+                settings.max_connections =
+                    usize::try_from(limit.saturating_sub(RESERVE)).unwrap_or(usize::MAX);
+                tracing::info!(
+                    limit,
+                    max_connections = settings.max_connections,
+                    "per-node connection cap from the open-file limit"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read or raise the open-file limit"),
+    }
+}
+
+fn serve(mut settings: Settings) -> Result<(), String> {
     telemetry::init(&settings);
+    raise_file_limit(&mut settings);
     for name in Settings::unknown_env_vars() {
         tracing::warn!(variable = %name, "environment variable names no setting; ignored");
     }
@@ -300,23 +326,31 @@ fn serve(settings: Settings) -> Result<(), String> {
                 app.key
             );
         }
-        wait_for_signal().await;
+        wait_for_signal(&server).await;
         tracing::info!("shutting down: telling clients to reconnect (4200)");
         server.shutdown().await;
         Ok(())
     })
 }
 
-async fn wait_for_signal() {
+/// Waits for SIGTERM or SIGINT; SIGHUP reloads the TLS certificate meanwhile.
+async fn wait_for_signal(server: &reverb_pusher::Server) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+        let mut hangup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return,
+                _ = term.recv() => return,
+                _ = hangup.recv() => server.reload_tls(),
+            }
         }
     }
     #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
+    {
+        let _ = server;
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

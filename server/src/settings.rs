@@ -10,7 +10,12 @@ use serde::{Deserialize, Serialize};
 const ENV_PREFIX: &str = "REVERB_PUSHER_";
 
 /// Every field of [`Settings`], as environment variables name them (a test keeps it in step).
-const FIELDS: [&str; 19] = [
+const FIELDS: [&str; 24] = [
+    "tls_cert_file",
+    "tls_key_file",
+    "tls_reload_secs",
+    "http_redirect_port",
+    "trusted_proxies",
     "drain_window_secs",
     "metrics_port",
     "metrics_token",
@@ -87,10 +92,24 @@ pub struct Settings {
     pub max_frame_bytes: usize,
     /// Largest REST request body, in bytes.
     pub max_request_body_bytes: usize,
-    /// Connections this node accepts in total before refusing with 4100; 0 means unlimited.
+    /// Connections this node accepts in total before refusing with 4100. 0 (the default) means
+    /// "the open-file limit, raised to its hard maximum at start, minus a reserve of 256".
     pub max_connections: usize,
     /// Messages queued for one client before it is treated as too slow and closed with 4100.
     pub outbound_buffer_messages: usize,
+    /// PEM certificate chain; with `tls_key_file`, the main port speaks TLS (`wss://`, `https://`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert_file: Option<String>,
+    /// PEM private key for `tls_cert_file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key_file: Option<String>,
+    /// How often (seconds) the certificate files are checked for changes; SIGHUP reloads at once.
+    pub tls_reload_secs: u64,
+    /// With TLS on, also listen for plain HTTP on this port and redirect to `https://` (0: off).
+    pub http_redirect_port: u16,
+    /// Addresses of reverse proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed.
+    /// From anyone else those headers are ignored.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// On SIGTERM/SIGINT, connections are closed with 4200 at random moments within this many
     /// seconds (no reconnect stampede); the process exits a few seconds after the window.
     pub drain_window_secs: u64,
@@ -121,6 +140,11 @@ impl Default for Settings {
             max_request_body_bytes: 1024 * 1024,
             max_connections: 0,
             outbound_buffer_messages: 1024,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_reload_secs: 30,
+            http_redirect_port: 0,
+            trusted_proxies: Vec::new(),
             drain_window_secs: 10,
             metrics_port: 0,
             metrics_token: None,
@@ -154,6 +178,17 @@ impl Settings {
             key,
             file: self.master_key_file.clone().into(),
         })
+    }
+
+    /// The TLS files, when TLS is on.
+    pub fn tls_files(&self) -> Option<crate::tls::TlsFiles> {
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(cert), Some(key)) => Some(crate::tls::TlsFiles {
+                cert: cert.into(),
+                key: key.into(),
+            }),
+            _ => None,
+        }
     }
 
     /// Pool sizing from these settings.
@@ -210,6 +245,21 @@ impl Settings {
         if self.max_frame_bytes < 1024 {
             return invalid("max_frame_bytes", "must be at least 1024");
         }
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            return invalid(
+                "tls_cert_file",
+                "set both tls_cert_file and tls_key_file, or neither",
+            );
+        }
+        if self.tls_reload_secs == 0 {
+            return invalid("tls_reload_secs", "must be at least 1");
+        }
+        if self.http_redirect_port != 0 && self.tls_cert_file.is_none() {
+            return invalid(
+                "http_redirect_port",
+                "redirects to https need TLS (tls_cert_file)",
+            );
+        }
         if self.database_pool_size == 0 {
             return invalid("database_pool_size", "must be at least 1");
         }
@@ -233,6 +283,8 @@ mod tests {
         let settings = Settings {
             master_key: Some(Secret("k".into())),
             metrics_token: Some(Secret("t".into())),
+            tls_cert_file: Some("c".into()),
+            tls_key_file: Some("k".into()),
             ..Settings::default()
         };
         let value = serde_json::to_value(settings).unwrap();
@@ -259,6 +311,22 @@ mod tests {
             let unknown = Settings::unknown_env_vars();
             assert!(unknown.contains(&"REVERB_PUSHER_PROT".to_owned()));
             assert!(unknown.contains(&"REVERB_PUSHER_BIN".to_owned()));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn lists_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("REVERB_PUSHER_TRUSTED_PROXIES", "[10.0.0.5, \"::1\"]");
+            let s = Settings::from_figment(&Settings::figment(None)).unwrap();
+            assert_eq!(
+                s.trusted_proxies,
+                vec![
+                    "10.0.0.5".parse::<std::net::IpAddr>().unwrap(),
+                    "::1".parse().unwrap()
+                ]
+            );
             Ok(())
         });
     }

@@ -10,5 +10,6 @@ mod integration {
     pub mod presence;
     pub mod rest;
     pub mod storage;
+    pub mod tls;
     pub mod users;
 }

@@ -31,7 +31,7 @@ async fn start_session(
         expires_at: now + i64::try_from(auth::SESSION_TTL.as_secs()).unwrap_or(i64::MAX),
     };
     write(&state.db, move |db| db.insert_session(&session)).await?;
-    let secure = req.app_config().secure();
+    let secure = crate::http::client_info(req, &state.settings.trusted_proxies).https;
     Ok(HttpResponse::build(status)
         .cookie(auth::session_cookie(&token, secure, auth::SESSION_TTL))
         .json(SessionInfo {
@@ -117,10 +117,7 @@ pub async fn login(
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let email = body.email.trim().to_lowercase();
-    let ip = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
+    let ip = crate::http::client_info(&req, &state.settings.trusted_proxies).ip;
     if let Err(wait) = state.admin.throttle.check(&ip, &email) {
         tracing::warn!(%ip, "login throttled");
         let error = ApiError::new(

@@ -1,0 +1,108 @@
+// Operations, against the real server process: SIGTERM during traffic drains every client with
+// 4200, readiness flips at once, the process exits 0 within its bound; JSON logs carry one line
+// per connection open and close with its fields, and never the app secret.
+
+'use strict';
+
+const { test } = require('node:test');
+const assert = require('node:assert/strict');
+const { spawn, execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const http = require('node:http');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+const PusherClient = require('pusher-js');
+const PusherServer = require('pusher');
+
+const BIN = process.env.SERVER_BIN || path.resolve(__dirname, '../../target/debug/reverb-pusher');
+const DRAIN_WINDOW_SECS = 2;
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
+    srv.on('error', reject);
+  });
+}
+
+function getStatus(port, urlPath) {
+  return new Promise((resolve) => {
+    http.get({ host: '127.0.0.1', port, path: urlPath }, (res) => { res.resume(); resolve(res.statusCode); })
+      .on('error', () => resolve(0));
+  });
+}
+
+test('SIGTERM drains every client with 4200, flips readiness and exits 0; JSON logs per connection', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'reverb-pusher-ops-'));
+  const db = `sqlite://${path.join(dir, 'ops.db')}`;
+  const env = {
+    ...process.env,
+    REVERB_PUSHER_MASTER_KEY_FILE: path.join(dir, 'master.key'),
+    REVERB_PUSHER_LOG_FORMAT: 'json',
+    REVERB_PUSHER_LOG_LEVEL: 'info',
+    REVERB_PUSHER_DRAIN_WINDOW_SECS: String(DRAIN_WINDOW_SECS),
+  };
+  const creds = JSON.parse(execFileSync(BIN, ['--database-url', db, 'app', 'create', '--name', 'ops', '--json'], { env }));
+  const port = await freePort();
+  const server = spawn(BIN, ['--database-url', db, '--host', '127.0.0.1', '--port', String(port), 'serve'], {
+    env, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let logs = '';
+  server.stderr.on('data', (chunk) => { logs += chunk; });
+  server.stdout.on('data', (chunk) => { logs += chunk; });
+  const exited = new Promise((resolve) => server.on('exit', (code, signal) => resolve({ code, signal })));
+  for (let i = 0; i < 100 && (await getStatus(port, '/ready')) !== 200; i += 1) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(await getStatus(port, '/ready'), 200);
+
+  const clients = [];
+  const codes = [];
+  for (let i = 0; i < 5; i += 1) {
+    const c = new PusherClient(creds.key, {
+      cluster: 'mt1', wsHost: '127.0.0.1', wsPort: port, forceTLS: false, enabledTransports: ['ws'],
+    });
+    await new Promise((resolve) => c.connection.bind('connected', resolve));
+    const got = new Promise((resolve) => c.connection.bind('error', (e) => {
+      const code = (e.data && e.data.code) || (e.error && e.error.data && e.error.data.code);
+      if (code) resolve(code);
+    }));
+    c.subscribe('live');
+    clients.push(c);
+    codes.push(got);
+  }
+  // Traffic while the drain begins.
+  const sdk = new PusherServer({ appId: creds.id, key: creds.key, secret: creds.secret, host: '127.0.0.1', port: String(port), useTLS: false });
+  await sdk.trigger('live', 'tick', { n: 1 });
+
+  const started = Date.now();
+  server.kill('SIGTERM');
+  let sawNotReady = false;
+  for (let i = 0; i < 20 && !sawNotReady; i += 1) {
+    sawNotReady = (await getStatus(port, '/ready')) === 503;
+    if (!sawNotReady) await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal(sawNotReady, true, '/ready answers 503 during the drain');
+
+  const received = await Promise.all(codes);
+  assert.deepEqual(received, [4200, 4200, 4200, 4200, 4200]);
+  const { code } = await exited;
+  const elapsed = (Date.now() - started) / 1000;
+  for (const c of clients) c.disconnect();
+  assert.equal(code, 0, 'exit code');
+  assert.ok(elapsed < DRAIN_WINDOW_SECS + 10, `exited within the bound (${elapsed}s)`);
+
+  const lines = logs.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+  const opened = lines.filter((l) => l.message === 'connection opened');
+  const closed = lines.filter((l) => l.message === 'connection closed');
+  assert.equal(opened.length, 5, 'one line per connection opened');
+  assert.equal(closed.length, 5, 'one line per connection closed');
+  for (const line of [...opened, ...closed]) {
+    assert.equal(String(line.app_id), creds.id);
+    assert.match(line.socket_id, /^\d+\.\d+$/);
+    assert.ok(line.timestamp && line.level);
+  }
+  assert.ok(closed.every((l) => l.code === 4200), 'close lines carry the code');
+  assert.equal(logs.includes(creds.secret), false, 'the app secret never reaches the logs');
+});
