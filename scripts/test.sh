@@ -3,7 +3,8 @@
 #   1. Rust unit tests and the integration suite on SQLite;
 #   2. the integration suite again on PostgreSQL and on MySQL/MariaDB (servers on loopback;
 #      override with TEST_POSTGRES_URL / TEST_MYSQL_URL);
-#   3. the conformance suite: the real pusher-js client and `pusher` Node SDK against the binary.
+#   3. the Node suites against the binary: conformance with the real pusher-js client and
+#      `pusher` Node SDK, a real-process operations test, and the admin UI in headless Chromium.
 # Installs what it needs first (the wasm32 target for the embedded admin UI, the MariaDB client
 # library, the pinned npm packages), so it works on a fresh machine.
 set -uo pipefail
@@ -24,6 +25,13 @@ if ! pkg-config --exists libpq libmariadb 2>/dev/null; then
   $sudo_cmd apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq \
     pkg-config libpq-dev libmariadb-dev >/dev/null || { echo "error: apt-get install failed" >&2; exit 1; }
 fi
+if [ ! -x /usr/bin/chromium ]; then
+  echo "installing Chromium for the browser test (Debian package)..."
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium >/dev/null \
+    || { echo "error: cannot install chromium" >&2; exit 1; }
+fi
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error) || exit 1
 
 mkdir -p target
@@ -43,7 +51,7 @@ done
 
 echo "== conformance: pusher-js and the pusher Node SDK =="
 (cd tests/node && SERVER_BIN="$PWD/../../target/debug/reverb-pusher" \
-  node --test --test-concurrency=1 --test-reporter=spec conformance.test.js operations.test.js) 2>&1 | tee target/node-test.log
+  node --test --test-concurrency=1 --test-reporter=spec conformance.test.js operations.test.js ui.test.js) 2>&1 | tee target/node-test.log
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 # One closing line for every runner.
@@ -55,6 +63,6 @@ passed=$((rust_passed + ${node_passed:-0}))
 failed=$((rust_failed + ${node_failed:-0}))
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
 echo
-echo "rust (SQLite, PostgreSQL, MySQL): ${rust_passed} passed, ${rust_failed} failed; conformance (pusher-js, pusher SDK): ${node_passed:-0} passed, ${node_failed:-0} failed"
+echo "rust (SQLite, PostgreSQL, MySQL): ${rust_passed} passed, ${rust_failed} failed; node (pusher-js and SDK conformance, operations, browser UI): ${node_passed:-0} passed, ${node_failed:-0} failed"
 echo "${passed} passed, ${failed} failed"
 [ "$failed" -eq 0 ]

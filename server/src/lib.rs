@@ -94,8 +94,8 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
         let token = admin.setup.issue();
         tracing::warn!(
             setup_token = %token,
-            "no admin account yet: open /admin/ and create the first one with this one-time setup \
-             token, or run `reverb-pusher user create`"
+            "no admin account yet: create the first one with POST /admin/api/setup and this \
+             one-time setup token, or run `reverb-pusher user create`"
         );
     }
     let addr = listener.local_addr()?;

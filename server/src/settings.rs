@@ -316,6 +316,20 @@ mod tests {
     }
 
     #[test]
+    fn example_file_lists_every_setting_at_its_default() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../reverb-pusher.example.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        for field in FIELDS {
+            assert!(
+                text.contains(&format!("{field} =")),
+                "{field} missing from the example file"
+            );
+        }
+        let parsed = Settings::from_figment(&Figment::from(Toml::file_exact(path))).unwrap();
+        assert_eq!(format!("{parsed:?}"), format!("{:?}", Settings::default()));
+    }
+
+    #[test]
     fn lists_from_the_environment() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("REVERB_PUSHER_TRUSTED_PROXIES", "[10.0.0.5, \"::1\"]");

@@ -237,6 +237,8 @@ impl Handler<Leave> for ChannelActor {
 
     fn handle(&mut self, msg: Leave, ctx: &mut Context<Self>) {
         let Some(sub) = self.subscribers.remove(&msg.socket_id) else {
+            // A leave after a refused join: nothing to remove, but the channel may be idle.
+            self.check_idle(ctx);
             return;
         };
         self.metrics.subscriptions.dec();
