@@ -5,9 +5,9 @@
 // The server binary comes from SERVER_BIN (default: target/debug/reverb-pusher). Each run
 // uses its own temporary SQLite database and credentials made with `reverb-pusher app create`.
 //
-// Note on encryption: `pusher-js/with-encryption` is pusher-js's browser bundle (it needs `self`
-// and a DOM WebSocket); pusher-js's Node build bundles the same tweetnacl encrypted-channel code,
-// so this suite uses the Node build for encrypted channels.
+// Encrypted channels are tested twice: with pusher-js's Node build (which bundles the tweetnacl
+// encrypted-channel code), and with the browser bundle `pusher-js/with-encryption` itself in
+// headless Chromium (Debian's package, driven by playwright-core; no browser is downloaded).
 
 'use strict';
 
@@ -95,6 +95,14 @@ function startAuthServer() {
           res.writeHead(status, { 'content-type': 'application/json', 'access-control-allow-origin': '*' });
           res.end(JSON.stringify(payload));
         };
+        if (req.url === '/browser/pusher-with-encryption.js') {
+          res.writeHead(200, { 'content-type': 'text/javascript' });
+          return res.end(fs.readFileSync(require.resolve('pusher-js/dist/web/pusher-with-encryption.min.js')));
+        }
+        if (req.url.startsWith('/browser/encrypted.html')) {
+          res.writeHead(200, { 'content-type': 'text/html' });
+          return res.end(browserPage());
+        }
         if (req.url === '/pusher/auth') {
           const channel = params.channel_name;
           if (channel.startsWith('private-forbidden')) return reply(403, { error: 'no' });
@@ -114,6 +122,20 @@ function startAuthServer() {
     });
     authServer.listen(authPort, '127.0.0.1', resolve);
   });
+}
+
+// A page that uses the browser bundle `pusher-js/with-encryption` exactly as a web app would.
+function browserPage() {
+  return `<!doctype html><script src="/browser/pusher-with-encryption.js"></script><script>
+    const pusher = new Pusher(${JSON.stringify(creds.key)}, {
+      cluster: 'mt1', wsHost: '127.0.0.1', wsPort: ${port}, forceTLS: false, enabledTransports: ['ws'],
+      channelAuthorization: { endpoint: '/pusher/auth', params: { user: 'browser' } },
+    });
+    const channel = pusher.subscribe('private-encrypted-browser');
+    channel.bind('pusher:subscription_succeeded', () => { window.subscribed = true; });
+    channel.bind('pusher:subscription_error', (e) => { window.failed = JSON.stringify(e); });
+    channel.bind('secret', (data) => { window.received = data; });
+  </script>`;
 }
 
 function client(user = 'anonymous', extra = {}) {
@@ -401,4 +423,23 @@ test('`reverb-pusher user create` makes an admin account that can log in', async
   assert.equal(ok.status, 200);
   assert.match(ok.headers.get('set-cookie'), /HttpOnly/);
   assert.equal((await ok.json()).user.name, 'Cli');
+});
+
+test('encrypted channel in a browser with pusher-js/with-encryption', async () => {
+  const { chromium } = require('playwright-core');
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+  try {
+    const page = await browser.newPage();
+    await page.goto(`http://127.0.0.1:${authPort}/browser/encrypted.html`);
+    await page.waitForFunction(() => window.subscribed === true || window.failed, null, { timeout: WAIT_MS });
+    assert.equal(await page.evaluate(() => window.failed), undefined);
+    await sdk.trigger('private-encrypted-browser', 'secret', { pin: 4242 });
+    const received = await page.waitForFunction(() => window.received, null, { timeout: WAIT_MS });
+    assert.deepEqual(await received.jsonValue(), { pin: 4242 });
+  } finally {
+    await browser.close();
+  }
 });
