@@ -200,15 +200,7 @@ fn user_command(settings: &Settings, command: UserCommand) -> Result<(), String>
     let (email, name) =
         admin::users::validated_user(&email, &name, password).map_err(|e| e.message)?;
     let db = open_db(settings)?;
-    let now = db::now_unix();
-    let user = db::admin::UserRow {
-        id: uuid::Uuid::new_v4().to_string(),
-        email,
-        name,
-        password_hash: admin::auth::hash_password(password),
-        created_at: now,
-        updated_at: now,
-    };
+    let user = admin::users::new_user(email, name, password);
     db.insert_user(&user).map_err(|e| match e {
         db::DbError::Conflict => "a user with this email exists already".to_owned(),
         other => other.to_string(),

@@ -78,15 +78,7 @@ pub async fn setup(
     }
     let password = body.password;
     let user = write(&state.db, move |db| {
-        let now = now_unix();
-        let user = UserRow {
-            id: uuid::Uuid::new_v4().to_string(),
-            email,
-            name,
-            password_hash: auth::hash_password(&password),
-            created_at: now,
-            updated_at: now,
-        };
+        let user = super::users::new_user(email, name, &password);
         db.insert_user(&user)?;
         let after = serde_json::to_value(user.to_api()).ok();
         db.insert_audit(&audit_row(

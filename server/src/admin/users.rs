@@ -58,6 +58,19 @@ pub fn validated_user(
     Ok((email, name))
 }
 
+/// A new user record with a fresh id and an argon2id hash of `password` (already validated).
+pub fn new_user(email: String, name: String, password: &str) -> UserRow {
+    let now = now_unix();
+    UserRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        email,
+        name,
+        password_hash: auth::hash_password(password),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
 fn email_taken(e: DbError) -> ApiError {
     match e {
         DbError::Conflict => ApiError::conflict("email_taken", "Another user has this email"),
@@ -91,15 +104,7 @@ pub async fn create_user(
     let (email, name) = validated_user(&body.email, &body.name, &body.password)?;
     let actor = principal.actor();
     let user = crate::blocking(&state.db, move |db| {
-        let now = now_unix();
-        let user = UserRow {
-            id: uuid::Uuid::new_v4().to_string(),
-            email,
-            name,
-            password_hash: auth::hash_password(&body.password),
-            created_at: now,
-            updated_at: now,
-        };
+        let user = new_user(email, name, &body.password);
         db.insert_user(&user)?;
         let after = serde_json::to_value(user.to_api()).ok();
         db.insert_audit(&audit_row(
