@@ -25,11 +25,11 @@ if ! pkg-config --exists libpq libmariadb 2>/dev/null; then
   $sudo_cmd apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq \
     pkg-config libpq-dev libmariadb-dev >/dev/null || { echo "error: apt-get install failed" >&2; exit 1; }
 fi
-if [ ! -x /usr/bin/chromium ]; then
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   echo "installing Chromium for the browser test (Debian package)..."
   sudo_cmd=""
   [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium >/dev/null \
+  $sudo_cmd apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium chromium-driver >/dev/null \
     || { echo "error: cannot install chromium" >&2; exit 1; }
 fi
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error) || exit 1

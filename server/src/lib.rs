@@ -7,6 +7,7 @@ pub mod actors;
 pub mod admin;
 pub mod apps;
 pub mod auth;
+pub mod console;
 pub mod db;
 pub mod error;
 pub mod http;

@@ -87,6 +87,32 @@ impl CloseCode {
     }
 }
 
+/// What a WebSocket close code means, in words, for Pusher's codes and the common RFC 6455 ones.
+pub fn close_code_meaning(code: u16) -> &'static str {
+    match code {
+        1000 => "normal closure",
+        1001 => "the client went away",
+        1005 => "closed without a code",
+        1006 => "the connection dropped",
+        1009 => "message too large",
+        4000 => "the app only accepts TLS connections",
+        4001 => "no app has this key",
+        4003 => "the app is disabled",
+        4004 => "the app is over its connection quota",
+        4005 => "path not found",
+        4006 => "invalid version format",
+        4007 => "unsupported protocol version",
+        4009 => "not authorized",
+        4100 => "over capacity, or the client read too slowly",
+        4200 => "the server asked the client to reconnect",
+        4201 => "pong not received in time",
+        4202 => "closed after inactivity",
+        4301 => "client event rejected",
+        4302 => "watchlist too long",
+        _ => "unknown code",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::CloseCode;

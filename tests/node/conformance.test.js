@@ -406,7 +406,7 @@ test('the admin API OpenAPI document validates against the OpenAPI schema', asyn
   assert.equal(result.valid, true, JSON.stringify(result.errors, null, 2));
   assert.match(doc.openapi, /^3\.1\./);
   const operations = Object.values(doc.paths).flatMap((item) => Object.keys(item));
-  assert.equal(operations.length, 19, 'every admin endpoint is described');
+  assert.equal(operations.length, 21, 'every admin endpoint is described');
 });
 
 test('`reverb-pusher user create` makes an admin account that can log in', async () => {

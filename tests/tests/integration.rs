@@ -6,6 +6,7 @@ mod integration {
     pub mod channels;
     pub mod client_events;
     pub mod connection;
+    pub mod console;
     pub mod operations;
     pub mod presence;
     pub mod rest;

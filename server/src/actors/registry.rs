@@ -14,6 +14,7 @@ use arc_swap::ArcSwap;
 use super::messages::{ConfigChanged, DrainAll, StartApp, StopApp, StopSupervisor, UpdateApp};
 use super::supervisor::AppSupervisor;
 use crate::apps::SharedConfig;
+use crate::console::DebugFeed;
 use crate::metrics::{AppMetrics, Metrics};
 
 /// What a handler needs to reach one app.
@@ -22,6 +23,8 @@ pub struct AppHandle {
     pub config: SharedConfig,
     pub supervisor: Addr<AppSupervisor>,
     pub metrics: AppMetrics,
+    /// The app's debug console feed.
+    pub debug: DebugFeed,
 }
 
 /// Node-wide state.
@@ -101,11 +104,13 @@ impl Handler<StartApp> for AppRegistry {
         }
         let config: SharedConfig = Arc::new(ArcSwap::from_pointee(app.clone()));
         let metrics = self.node.metrics.for_app(&app.id);
-        let supervisor = AppSupervisor::new(config.clone(), metrics.clone()).start();
+        let debug = DebugFeed::default();
+        let supervisor = AppSupervisor::new(config.clone(), metrics.clone(), debug.clone()).start();
         let handle = AppHandle {
             config,
             supervisor,
             metrics,
+            debug,
         };
         maps.by_key.insert(app.key.clone(), handle.clone());
         maps.by_id.insert(app.id, handle);

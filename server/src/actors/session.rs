@@ -14,6 +14,7 @@ use actix_ws::{AggregatedMessage, ProtocolError};
 use bytestring::ByteString;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use shared::admin::DebugKind;
 use shared::frames::{self, ClientFrame, SigninData, SubscribeData, UnsubscribeData};
 use shared::{ChannelKind, ChannelName, CloseCode};
 
@@ -124,6 +125,11 @@ impl Session {
     }
 
     fn error(&self, code: Option<CloseCode>, message: &str) {
+        self.app.debug.emit(DebugKind::Error, |e| {
+            e.socket_id = Some(self.socket_id.clone());
+            e.code = code.map(CloseCode::code);
+            e.message = Some(message.to_owned());
+        });
         self.send(frames::error(code, message));
     }
 
@@ -134,6 +140,12 @@ impl Session {
 
     fn subscription_error(&self, channel: &str, kind: &str, error: &str, status: u16) {
         tracing::debug!(socket_id = %self.socket_id, channel, kind, error, "subscription refused");
+        self.app.debug.emit(DebugKind::Error, |e| {
+            e.socket_id = Some(self.socket_id.clone());
+            e.channel = Some(channel.to_owned());
+            e.code = Some(status);
+            e.message = Some(format!("Subscription refused ({kind}): {error}"));
+        });
         self.send(frames::subscription_error(channel, kind, error, status));
     }
 
@@ -236,6 +248,7 @@ impl Session {
             ChannelKind::User => {
                 if self.user.as_ref().map(|u| u.id.as_str()) == name.user_id() {
                     self.send(frames::subscription_succeeded(channel));
+                    self.subscribed_debug(channel);
                     let sub = Subscription {
                         channel: None,
                         presence_user: None,
@@ -324,6 +337,7 @@ impl Session {
                         act.authorized = true;
                     }
                     tracing::debug!(socket_id = %act.socket_id, channel = %channel, "subscribed");
+                    act.subscribed_debug(&channel);
                     let sub = Subscription {
                         channel: Some(addr),
                         presence_user,
@@ -344,6 +358,13 @@ impl Session {
             .wait(ctx);
     }
 
+    fn subscribed_debug(&self, channel: &str) {
+        self.app.debug.emit(DebugKind::Subscribed, |e| {
+            e.socket_id = Some(self.socket_id.clone());
+            e.channel = Some(channel.to_owned());
+        });
+    }
+
     /// Tells the supervisor this socket left the channel.
     fn leave(&self, channel: &str) {
         self.app.supervisor.do_send(Unsubscribe {
@@ -353,7 +374,14 @@ impl Session {
     }
 
     fn unsubscribe(&mut self, channel: &str) {
-        match self.subscriptions.remove(channel) {
+        let sub = self.subscriptions.remove(channel);
+        if sub.is_some() {
+            self.app.debug.emit(DebugKind::Unsubscribed, |e| {
+                e.socket_id = Some(self.socket_id.clone());
+                e.channel = Some(channel.to_owned());
+            });
+        }
+        match sub {
             Some(sub) if sub.channel.is_some() => self.leave(channel),
             Some(_) => {}
             None => self.error(
@@ -425,6 +453,12 @@ impl Session {
             );
             return;
         }
+        self.app.debug.emit(DebugKind::ClientEvent, |e| {
+            e.socket_id = Some(self.socket_id.clone());
+            e.channel = Some(channel.clone());
+            e.event = Some(event.clone());
+            e.data = Some(data.clone());
+        });
         let frame = frames::channel_event(&event, &channel, &data, user_id.as_deref()).into();
         addr.do_send(ClientEvent {
             from: self.socket_id.clone(),
@@ -514,6 +548,9 @@ impl Session {
             self.heartbeat.activity.as_secs(),
         ));
         tracing::info!(app_id = %config.id, socket_id = %self.socket_id, "connection opened");
+        self.app.debug.emit(DebugKind::Connection, |e| {
+            e.socket_id = Some(self.socket_id.clone());
+        });
         ctx.run_interval(self.heartbeat.tick(), Self::check_liveness);
         if config.require_user_auth {
             let timeout = Duration::from_secs(u64::from(config.user_auth_timeout_secs));
@@ -597,6 +634,13 @@ impl Actor for Session {
             });
             self.app.metrics.connections.dec();
             self.app.metrics.closed(self.close_code);
+            self.app.debug.emit(DebugKind::Disconnection, |e| {
+                e.socket_id = Some(self.socket_id.clone());
+                e.code = self.close_code;
+                e.message = self
+                    .close_code
+                    .map(|code| shared::codes::close_code_meaning(code).to_owned());
+            });
             tracing::info!(
                 app_id = %self.app.config.load().id, socket_id = %self.socket_id,
                 code = self.close_code, "connection closed"

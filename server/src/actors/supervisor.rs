@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use bytestring::ByteString;
+use shared::admin::DebugKind;
 use shared::channel::USER_CHANNEL_PREFIX;
 use shared::{frames, ChannelName, CloseCode};
 
@@ -26,6 +27,7 @@ use super::messages::{
 use super::outbox::Outbox;
 use super::session::Session;
 use crate::apps::SharedConfig;
+use crate::console::DebugFeed;
 use crate::metrics::AppMetrics;
 
 struct SessionEntry {
@@ -52,11 +54,13 @@ pub struct AppSupervisor {
     /// Watched user id → sockets whose watchlist names it.
     watchers: HashMap<String, HashSet<String>>,
     metrics: AppMetrics,
+    debug: DebugFeed,
 }
 
 impl AppSupervisor {
-    pub fn new(config: SharedConfig, metrics: AppMetrics) -> Self {
+    pub fn new(config: SharedConfig, metrics: AppMetrics, debug: DebugFeed) -> Self {
         Self {
+            debug,
             config,
             sessions: HashMap::new(),
             channels: HashMap::new(),
@@ -332,6 +336,15 @@ impl Handler<PublishEvents> for AppSupervisor {
 
     fn handle(&mut self, msg: PublishEvents, ctx: &mut Context<Self>) {
         for event in msg.0 {
+            self.debug.emit(DebugKind::ApiMessage, |e| {
+                e.channel = Some(event.channel.clone());
+                e.event = Some(event.event.clone());
+                e.data = Some(event.data.clone());
+                e.message = event
+                    .except
+                    .as_ref()
+                    .map(|socket| format!("Not sent to socket {socket}"));
+            });
             if let Some(user_id) = event.channel.strip_prefix(USER_CHANNEL_PREFIX) {
                 // Delivered by signed-in identity, whether or not the socket subscribed.
                 let frame =

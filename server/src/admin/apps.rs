@@ -96,7 +96,7 @@ fn valid_origin(origin: &str) -> bool {
 /// Applies a patch to a copy of the configuration, checking every field.
 pub fn apply_patch(c: &mut AppConfig, p: AppPatch) -> Result<(), ApiError> {
     if let Some(name) = p.name {
-        c.name = text("name", &name, 100)?;
+        c.name = text("name", &name, dto::MAX_NAME)?;
     }
     if let Some(enabled) = p.enabled {
         c.enabled = enabled;
@@ -126,7 +126,8 @@ pub fn apply_patch(c: &mut AppConfig, p: AppPatch) -> Result<(), ApiError> {
         c.require_user_auth = v;
     }
     if let Some(v) = p.user_auth_timeout_secs {
-        c.user_auth_timeout_secs = ranged("user_auth_timeout_secs", v, 1, 86_400)?;
+        let (min, max) = dto::USER_AUTH_TIMEOUT_SECS;
+        c.user_auth_timeout_secs = ranged("user_auth_timeout_secs", v, min, max)?;
     }
     if let Some(v) = p.watchlist_events {
         c.watchlist_events = v;
@@ -135,42 +136,45 @@ pub fn apply_patch(c: &mut AppConfig, p: AppPatch) -> Result<(), ApiError> {
         c.subscription_count_events = v;
     }
     if let Some(l) = p.limits {
+        // The ranges live in `shared` so that the panel checks the same ones before sending.
+        let check = |field: &'static str, value: u32| -> Result<u32, ApiError> {
+            let spec = dto::limit_spec(field.trim_start_matches("limits."))
+                .expect("every limit field is in shared::admin::LIMITS");
+            ranged(field, value, spec.min, spec.max)
+        };
         let t = &mut c.limits;
         if let Some(v) = l.max_connections {
-            t.max_connections = ranged("limits.max_connections", v, 0, 10_000_000)?;
+            t.max_connections = check("limits.max_connections", v)?;
         }
         if let Some(v) = l.max_client_events_per_second {
-            t.max_client_events_per_second =
-                ranged("limits.max_client_events_per_second", v, 0, 100_000)?;
+            t.max_client_events_per_second = check("limits.max_client_events_per_second", v)?;
         }
         if let Some(v) = l.max_channel_name_length {
-            t.max_channel_name_length = ranged("limits.max_channel_name_length", v, 1, 1024)?;
+            t.max_channel_name_length = check("limits.max_channel_name_length", v)?;
         }
         if let Some(v) = l.max_event_name_length {
-            t.max_event_name_length = ranged("limits.max_event_name_length", v, 1, 1024)?;
+            t.max_event_name_length = check("limits.max_event_name_length", v)?;
         }
         if let Some(v) = l.max_event_payload_bytes {
-            t.max_event_payload_bytes =
-                ranged("limits.max_event_payload_bytes", v, 1, 10 * 1024 * 1024)?;
+            t.max_event_payload_bytes = check("limits.max_event_payload_bytes", v)?;
         }
         if let Some(v) = l.max_event_channels_at_once {
-            t.max_event_channels_at_once = ranged("limits.max_event_channels_at_once", v, 1, 1000)?;
+            t.max_event_channels_at_once = check("limits.max_event_channels_at_once", v)?;
         }
         if let Some(v) = l.max_event_batch_size {
-            t.max_event_batch_size = ranged("limits.max_event_batch_size", v, 1, 1000)?;
+            t.max_event_batch_size = check("limits.max_event_batch_size", v)?;
         }
         if let Some(v) = l.max_presence_members {
-            t.max_presence_members = ranged("limits.max_presence_members", v, 1, 100_000)?;
+            t.max_presence_members = check("limits.max_presence_members", v)?;
         }
         if let Some(v) = l.max_presence_member_size_bytes {
-            t.max_presence_member_size_bytes =
-                ranged("limits.max_presence_member_size_bytes", v, 1, 64 * 1024)?;
+            t.max_presence_member_size_bytes = check("limits.max_presence_member_size_bytes", v)?;
         }
         if let Some(v) = l.max_user_id_length {
-            t.max_user_id_length = ranged("limits.max_user_id_length", v, 1, 1024)?;
+            t.max_user_id_length = check("limits.max_user_id_length", v)?;
         }
         if let Some(v) = l.cache_ttl_secs {
-            t.cache_ttl_secs = ranged("limits.cache_ttl_secs", v, 1, 7 * 86_400)?;
+            t.cache_ttl_secs = check("limits.cache_ttl_secs", v)?;
         }
     }
     Ok(())

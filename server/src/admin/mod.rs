@@ -8,6 +8,7 @@
 pub mod apps;
 pub mod audit;
 pub mod auth;
+pub mod console;
 pub mod session;
 pub mod tokens;
 pub mod users;
@@ -84,6 +85,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 "/apps/{id}/rotate-secret",
                 web::post().to(apps::rotate_app_secret),
             )
+            .route("/apps/{id}/debug", web::get().to(console::stream))
+            .route("/apps/{id}/events", web::post().to(console::trigger))
             .route("/audit", web::get().to(audit::list_audit))
             .default_service(web::to(|| async {
                 actix_web::ResponseError::error_response(&ApiError::not_found(
@@ -176,7 +179,7 @@ impl Modify for SecuritySchemes {
         users::list_users, users::create_user, users::update_user, users::delete_user,
         tokens::list_tokens, tokens::create_token, tokens::revoke_token,
         apps::list_apps, apps::create_app, apps::get_app, apps::update_app, apps::delete_app,
-        apps::rotate_app_secret,
+        apps::rotate_app_secret, console::stream, console::trigger,
         audit::list_audit,
     ),
     components(schemas(
@@ -184,6 +187,7 @@ impl Modify for SecuritySchemes {
         dto::User, dto::NewUser, dto::UserPatch, dto::ApiToken, dto::NewApiToken,
         dto::CreatedApiToken, dto::App, dto::AppLimits, dto::AppLimitsPatch, dto::AppPatch,
         dto::NewApp, dto::RotateSecretRequest, dto::AuditEntry, dto::AuditPage,
+        dto::DebugKind, dto::DebugEvent, dto::TriggerEventRequest, dto::TriggerEventResult,
     )),
     modifiers(&SecuritySchemes),
     tags(

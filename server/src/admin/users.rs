@@ -12,8 +12,7 @@ use crate::db::{now_unix, DbError};
 use crate::error::ApiError;
 use crate::http::AppState;
 
-const MIN_PASSWORD: usize = 8;
-const MAX_PASSWORD: usize = 1024;
+use shared::admin::{MAX_PASSWORD, MIN_PASSWORD};
 
 pub fn validated_email(email: &str) -> Result<String, ApiError> {
     let email = text("email", email, 254)?.to_lowercase();

@@ -219,6 +219,26 @@ fn validate_event(
     Ok((events, info))
 }
 
+/// One event from the admin panel's event creator, checked by the same rules as a REST trigger.
+pub(crate) fn panel_event(
+    config: &AppConfig,
+    channel: String,
+    event: String,
+    data: String,
+) -> Result<Vec<OutgoingEvent>, ApiError> {
+    let body = EventBody {
+        name: Some(event),
+        data: Some(Value::String(data)),
+        channels: None,
+        channel: Some(channel),
+        socket_id: None,
+        info: None,
+    };
+    let (mut events, _) = validate_event(config, body)?;
+    tag_request(&mut events);
+    Ok(events)
+}
+
 /// Gives the events of one REST call a request id that the delivery logs repeat.
 fn tag_request(events: &mut [OutgoingEvent]) -> Arc<str> {
     let request_id: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();

@@ -1,0 +1,86 @@
+//! Small pieces every page uses: copy buttons, error and loading notes, confirmations, and
+//! times shown in the browser's locale.
+
+use std::time::Duration;
+
+use leptos::prelude::*;
+use wasm_bindgen::JsValue;
+use wasm_bindgen_futures::JsFuture;
+
+/// A button that copies `text` to the clipboard and says whether it worked.
+#[component]
+pub fn CopyButton(
+    #[prop(into)] text: Signal<String>,
+    /// What is copied, for screen readers ("Copy key").
+    #[prop(into)]
+    label: String,
+) -> impl IntoView {
+    let state = RwSignal::new(None::<bool>);
+    let copy = move |_| {
+        let value = text.get_untracked();
+        leptos::task::spawn_local(async move {
+            let clipboard = window().navigator().clipboard();
+            let ok = JsFuture::from(clipboard.write_text(&value)).await.is_ok();
+            state.set(Some(ok));
+            set_timeout(move || state.set(None), Duration::from_secs(2));
+        });
+    };
+    view! {
+        <button type="button" class="copy" aria-label=label.clone() title=label on:click=copy>
+            {move || match state.get() {
+                None => "Copy",
+                Some(true) => "Copied!",
+                Some(false) => "Select and press Ctrl+C",
+            }}
+        </button>
+    }
+}
+
+/// An error sentence, announced to screen readers.
+#[component]
+pub fn ErrorNote(#[prop(into)] error: Signal<Option<String>>) -> impl IntoView {
+    move || {
+        error
+            .get()
+            .map(|message| view! { <p class="error" role="alert">{message}</p> })
+    }
+}
+
+/// A loading note.
+#[component]
+pub fn LoadingNote(#[prop(into)] what: String) -> impl IntoView {
+    view! { <p class="loading" role="status">"Loading " {what} "…"</p> }
+}
+
+/// Asks the user to confirm a destructive action.
+pub fn confirm(message: &str) -> bool {
+    window().confirm_with_message(message).unwrap_or(false)
+}
+
+fn date(ms: f64) -> js_sys::Date {
+    js_sys::Date::new(&JsValue::from_f64(ms))
+}
+
+/// Unix seconds as a local date and time.
+pub fn datetime(unix_secs: i64) -> String {
+    date(unix_secs as f64 * 1000.0)
+        .to_locale_string("default", &JsValue::UNDEFINED)
+        .into()
+}
+
+/// Unix milliseconds as a local clock time with milliseconds.
+pub fn clock(unix_ms: i64) -> String {
+    let d = date(unix_ms as f64);
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        d.get_hours(),
+        d.get_minutes(),
+        d.get_seconds(),
+        d.get_milliseconds()
+    )
+}
+
+/// An optional time, or a dash.
+pub fn maybe_datetime(unix_secs: Option<i64>) -> String {
+    unix_secs.map_or_else(|| "—".to_owned(), datetime)
+}
