@@ -141,7 +141,8 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
     .run();
     let mut handles = vec![server.handle()];
     actix_web::rt::spawn(server);
-    tracing::info!(%addr, workers, tls = tls.is_some(), "listening");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, workers, tls = tls.is_some(), admin_panel = %format!("{scheme}://{addr}/admin/"), "listening");
     if redirect_port != 0 {
         let tls_port = addr.port();
         let redirect = HttpServer::new(move || {
@@ -186,6 +187,11 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
 }
 
 impl Server {
+    /// Whether the server speaks TLS on its port.
+    pub fn uses_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// Reloads the TLS certificate files now (SIGHUP); without TLS this does nothing.
     pub fn reload_tls(&self) {
         if let Some(cert) = &self.tls {

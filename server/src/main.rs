@@ -318,6 +318,14 @@ fn serve(mut settings: Settings) -> Result<(), String> {
                 app.key
             );
         }
+        if server.admin.setup.current().is_some() {
+            println!(
+                "Admin panel: {}://{}/admin/ (create the first account with the setup token \
+                 logged above).\n",
+                if server.uses_tls() { "https" } else { "http" },
+                server.addr
+            );
+        }
         wait_for_signal(&server).await;
         tracing::info!("shutting down: telling clients to reconnect (4200)");
         server.shutdown().await;

@@ -155,8 +155,8 @@ pub fn LoginPage() -> impl IntoView {
                 </button>
             </form>
             <p class="hint">
-                "Forgot your password? Another admin can set a new one on the Users page, or run "
-                <code>"reverb-pusher user create"</code>" on the server."
+                "Forgot your password? Another admin can set a new one on the Users page, or you "
+                "can make a new account on the server with "<code>"reverb-pusher user create"</code>"."
             </p>
         </section>
     }
