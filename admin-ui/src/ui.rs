@@ -7,6 +7,33 @@ use leptos::prelude::*;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
 
+use crate::api::{self, ApiError};
+use serde::de::DeserializeOwned;
+
+/// Something read from the API, and the function that (re)loads it. A failed reload keeps the
+/// last good value on screen (the page shows its own error for the failed action).
+pub fn remote<T>(
+    path: impl Fn() -> String + Copy + 'static,
+) -> (
+    RwSignal<Option<Result<T, ApiError>>>,
+    impl Fn() + Copy + 'static,
+)
+where
+    T: DeserializeOwned + Send + Sync + 'static,
+{
+    let value = RwSignal::new(None::<Result<T, ApiError>>);
+    let load = move || {
+        let path = path();
+        leptos::task::spawn_local(async move {
+            let result = api::get::<T>(&path).await;
+            if result.is_ok() || value.with_untracked(|v| !matches!(v, Some(Ok(_)))) {
+                value.set(Some(result));
+            }
+        });
+    };
+    (value, load)
+}
+
 /// A button that copies `text` to the clipboard and says whether it worked.
 #[component]
 pub fn CopyButton(

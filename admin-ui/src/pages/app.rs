@@ -15,8 +15,8 @@ use shared::admin::{
 use shared::snippets::{self, Credentials, ServerAddress};
 
 use super::apps::{confirm_disable, name_problem, set_enabled};
-use crate::api::{self, ApiError};
-use crate::ui::{confirm, maybe_datetime, CopyButton, ErrorNote, LoadingNote};
+use crate::api;
+use crate::ui::{confirm, maybe_datetime, remote, CopyButton, ErrorNote, LoadingNote};
 
 /// The part of the app page to show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,16 +40,7 @@ enum Status {
 pub fn AppPage(tab: Tab) -> impl IntoView {
     let params = use_params_map();
     let id = Memo::new(move |_| params.with(|p| p.get("id").unwrap_or_default()));
-    let loaded = RwSignal::new(None::<Result<App, ApiError>>);
-    let load = move || {
-        let id = id.get_untracked();
-        leptos::task::spawn_local(async move {
-            let result = api::get::<App>(&format!("/apps/{id}")).await;
-            if result.is_ok() || loaded.with_untracked(|l| !matches!(l, Some(Ok(_)))) {
-                loaded.set(Some(result));
-            }
-        });
-    };
+    let (loaded, load) = remote::<App>(move || format!("/apps/{}", id.get_untracked()));
     Effect::new(move || {
         id.track();
         load();

@@ -11,7 +11,7 @@ use leptos_router::NavigateOptions;
 use shared::admin::{App, AppPatch, NewApp, MAX_NAME};
 
 use crate::api;
-use crate::ui::{confirm, ErrorNote, LoadingNote};
+use crate::ui::{confirm, remote, ErrorNote, LoadingNote};
 
 /// How often the list refreshes its connection counts.
 const REFRESH: Duration = Duration::from_secs(3);
@@ -46,16 +46,7 @@ pub fn confirm_disable(app: &App) -> bool {
 
 #[component]
 pub fn AppsPage() -> impl IntoView {
-    let apps = RwSignal::new(None::<Result<Vec<App>, api::ApiError>>);
-    let load = move || {
-        leptos::task::spawn_local(async move {
-            let result = api::get::<Vec<App>>("/apps").await;
-            // A failed refresh keeps the last list on screen, with the error above it.
-            if result.is_ok() || apps.with_untracked(|a| !matches!(a, Some(Ok(_)))) {
-                apps.set(Some(result));
-            }
-        });
-    };
+    let (apps, load) = remote::<Vec<App>>(|| "/apps".to_owned());
     load();
     if let Ok(handle) = set_interval_with_handle(load, REFRESH) {
         on_cleanup(move || handle.clear());

@@ -4,17 +4,12 @@ use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use shared::admin::{ApiToken, CreatedApiToken, NewApiToken, MAX_NAME};
 
-use crate::api::{self, ApiError};
-use crate::ui::{confirm, datetime, maybe_datetime, CopyButton, ErrorNote, LoadingNote};
+use crate::api;
+use crate::ui::{confirm, datetime, maybe_datetime, remote, CopyButton, ErrorNote, LoadingNote};
 
 #[component]
 pub fn TokensPage() -> impl IntoView {
-    let tokens = RwSignal::new(None::<Result<Vec<ApiToken>, ApiError>>);
-    let load = move || {
-        leptos::task::spawn_local(async move {
-            tokens.set(Some(api::get::<Vec<ApiToken>>("/tokens").await));
-        });
-    };
+    let (tokens, load) = remote::<Vec<ApiToken>>(|| "/tokens".to_owned());
     load();
     let error = RwSignal::new(None::<String>);
     let name = RwSignal::new(String::new());

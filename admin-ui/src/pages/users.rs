@@ -6,8 +6,8 @@ use leptos::prelude::*;
 use shared::admin::{NewUser, User, UserPatch, MAX_NAME};
 
 use super::auth::{email_problem, password_problem};
-use crate::api::{self, ApiError};
-use crate::ui::{confirm, datetime, ErrorNote, LoadingNote};
+use crate::api;
+use crate::ui::{confirm, datetime, remote, ErrorNote, LoadingNote};
 use crate::Auth;
 
 fn user_problem(name: &str, email: &str, password: Option<&str>) -> Option<String> {
@@ -25,12 +25,7 @@ fn user_problem(name: &str, email: &str, password: Option<&str>) -> Option<Strin
 #[component]
 pub fn UsersPage() -> impl IntoView {
     let auth = expect_context::<Auth>();
-    let users = RwSignal::new(None::<Result<Vec<User>, ApiError>>);
-    let load = move || {
-        leptos::task::spawn_local(async move {
-            users.set(Some(api::get::<Vec<User>>("/users").await));
-        });
-    };
+    let (users, load) = remote::<Vec<User>>(|| "/users".to_owned());
     load();
     let editing = RwSignal::new(None::<String>);
     let error = RwSignal::new(None::<String>);
