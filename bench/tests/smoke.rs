@@ -1,0 +1,137 @@
+//! Short runs of every scenario of the load tool against the real server (small numbers, a
+//! few seconds each): each must finish, report what it did in its JSON line, and lose nothing.
+
+use std::process::Command;
+
+use reverb_pusher_tests::TestServer;
+use serde_json::Value;
+
+/// Runs the bench binary with the app's credentials and returns its JSON line.
+async fn bench(server: &TestServer, args: &[&str]) -> Value {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_reverb-pusher-bench"));
+    command
+        .arg("--url")
+        .arg(server.http_url(""))
+        .args(["--app-id", &server.app.id, "--key", &server.app.key])
+        .args(["--secret", &server.app.secret])
+        .args(["--server-pid", &std::process::id().to_string()])
+        .args(args);
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .expect("the bench binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line = stdout.lines().last().expect("a JSON line");
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
+}
+
+#[actix_rt::test]
+async fn every_scenario_runs_against_the_server() {
+    let server = TestServer::start().await;
+
+    let run = bench(
+        &server,
+        &[
+            "connections",
+            "--connections",
+            "200",
+            "--rate",
+            "1000",
+            "--channels",
+            "2",
+            "--hold",
+            "1",
+        ],
+    )
+    .await;
+    assert_eq!(
+        (run["opened"].as_u64(), run["failed"].as_u64()),
+        (Some(200), Some(0)),
+        "{run}"
+    );
+    assert_eq!(run["dropped"], 0, "{run}");
+    assert!(run["rss_per_connection_bytes"].is_number(), "{run}");
+
+    let run = bench(
+        &server,
+        &[
+            "fanout",
+            "--subscribers",
+            "100",
+            "--channels",
+            "4",
+            "--publishers",
+            "2",
+            "--rate",
+            "40",
+            "--duration",
+            "1",
+        ],
+    )
+    .await;
+    assert!(run["published"].as_u64().unwrap() > 10, "{run}");
+    assert_eq!(
+        run["delivered"], run["expected"],
+        "every delivery arrived: {run}"
+    );
+    assert_eq!(
+        run["delivered"].as_u64(),
+        run["latency"]["count"].as_u64(),
+        "one latency per delivery: {run}"
+    );
+    assert!(run["latency"]["p50_us"].as_f64().unwrap() > 0.0, "{run}");
+
+    let run = bench(
+        &server,
+        &[
+            "http",
+            "--concurrency",
+            "4",
+            "--duration",
+            "1",
+            "--mix-get-channels",
+        ],
+    )
+    .await;
+    assert!(run["ok"].as_u64().unwrap() > 10, "{run}");
+    assert_eq!(run["errors"], 0, "{run}");
+
+    let run = bench(&server, &["churn", "--rate", "50", "--duration", "1"]).await;
+    assert!(run["cycles"].as_u64().unwrap() >= 40, "{run}");
+    assert_eq!(
+        (run["failed"].as_u64(), run["leftover_channels"].as_u64()),
+        (Some(0), Some(0)),
+        "{run}"
+    );
+}
+
+#[actix_rt::test]
+async fn wrong_credentials_are_reported_not_hidden() {
+    let server = TestServer::start().await;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_reverb-pusher-bench"));
+    command
+        .arg("--url")
+        .arg(server.http_url(""))
+        .args([
+            "--app-id",
+            &server.app.id,
+            "--key",
+            &server.app.key,
+            "--secret",
+            "wrong",
+        ])
+        .args(["http", "--concurrency", "1", "--duration", "1"]);
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let run: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(run["ok"], 0, "{run}");
+    assert!(run["errors"].as_u64().unwrap() > 0, "{run}");
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Reruns the figures of BENCHMARKS.md: builds the release server and load tool, starts the
+# server on a loopback port with a fresh SQLite database, runs every scenario against it and
+# prints each run's JSON line (also kept in target/bench/results.jsonl).
+#
+#   scripts/bench.sh            # the full budget runs (about 5 minutes of load)
+#   QUICK=1 scripts/bench.sh    # small numbers, to check the set-up
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+REVERB_PUSHER_SKIP_UI=1 cargo build --release -q -p reverb-pusher -p reverb-pusher-bench
+SERVER=target/release/reverb-pusher
+BENCH=target/release/reverb-pusher-bench
+PORT=${PORT:-6101}
+WORK=$(mktemp -d)
+OUT=target/bench
+mkdir -p "$OUT"
+: > "$OUT/results.jsonl"
+
+export REVERB_PUSHER_DATABASE_URL="sqlite://$WORK/bench.db"
+export REVERB_PUSHER_MASTER_KEY_FILE="$WORK/master.key"
+export REVERB_PUSHER_LOG_LEVEL=warn
+# Idle connections get a server ping every 15 s, so that the 60 s hold shows pings answered.
+export REVERB_PUSHER_ACTIVITY_TIMEOUT_SECS=${REVERB_PUSHER_ACTIVITY_TIMEOUT_SECS:-15}
+"$SERVER" --host 127.0.0.1 --port "$PORT" >"$WORK/server.log" 2>&1 &
+PID=$!
+trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/up" >/dev/null 2>&1 && break; sleep 0.1; done
+
+read -r PUSHER_APP_ID PUSHER_APP_KEY PUSHER_APP_SECRET < <("$SERVER" app list --secrets --json |
+  python3 -c 'import json,sys; a=json.load(sys.stdin)[0]; print(a["id"], a["key"], a["secret"])')
+export PUSHER_APP_ID PUSHER_APP_KEY PUSHER_APP_SECRET
+
+run() {
+  echo "== $*" >&2
+  "$BENCH" --url "http://127.0.0.1:$PORT" --server-pid "$PID" --source-addresses 16 "$@" | tee /dev/stderr | tail -1 >> "$OUT/results.jsonl"
+}
+
+if [ -n "${QUICK:-}" ]; then
+  run connections --connections 1000 --rate 2000 --hold 2
+  run fanout --subscribers 1000 --channels 1 --rate 5 --duration 3
+  run fanout --subscribers 1000 --channels 10 --publishers 4 --rate 0 --duration 3
+  run http --concurrency 32 --duration 3
+  run churn --rate 200 --duration 3
+else
+  run connections --connections 19000 --rate 2000 --channels 1 --hold 60
+  run fanout --subscribers 10000 --channels 1 --publishers 1 --rate 5 --duration 20
+  run fanout --subscribers 10000 --channels 100 --publishers 4 --rate 0 --duration 20
+  run http --concurrency 32 --duration 20
+  run churn --rate 500 --duration 30
+fi
+echo "results: $OUT/results.jsonl" >&2
