@@ -33,29 +33,30 @@ pub struct AppState {
 
 /// The route table.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/app/{key}", web::get().to(ws::connect_app))
-        .service(
-            web::scope("/apps/{app_id}")
-                .route("/events", web::post().to(rest::trigger_event))
-                .route("/batch_events", web::post().to(rest::trigger_batch))
-                .route("/channels", web::get().to(rest::list_channels))
-                .route("/channels/{channel_name}", web::get().to(rest::get_channel))
-                .route(
-                    "/channels/{channel_name}/users",
-                    web::get().to(rest::list_channel_users),
-                )
-                .route(
-                    "/users/{user_id}/terminate_connections",
-                    web::post().to(rest::terminate_user_connections),
-                ),
-        )
-        .configure(crate::admin::configure)
-        .route("/up", web::get().to(up))
-        .route("/ready", web::get().to(ready))
-        .route("/", web::get().to(ui::redirect_to_admin))
-        .route("/admin", web::get().to(ui::redirect_to_admin))
-        .route("/admin/{path:.*}", web::get().to(ui::serve))
-        .default_service(web::to(not_found));
+    // Routes are tried in order, each a regex match: the REST API, the busiest, goes first.
+    cfg.service(
+        web::scope("/apps/{app_id}")
+            .route("/events", web::post().to(rest::trigger_event))
+            .route("/batch_events", web::post().to(rest::trigger_batch))
+            .route("/channels", web::get().to(rest::list_channels))
+            .route("/channels/{channel_name}", web::get().to(rest::get_channel))
+            .route(
+                "/channels/{channel_name}/users",
+                web::get().to(rest::list_channel_users),
+            )
+            .route(
+                "/users/{user_id}/terminate_connections",
+                web::post().to(rest::terminate_user_connections),
+            ),
+    )
+    .route("/app/{key}", web::get().to(ws::connect_app))
+    .configure(crate::admin::configure)
+    .route("/up", web::get().to(up))
+    .route("/ready", web::get().to(ready))
+    .route("/", web::get().to(ui::redirect_to_admin))
+    .route("/admin", web::get().to(ui::redirect_to_admin))
+    .route("/admin/{path:.*}", web::get().to(ui::serve))
+    .default_service(web::to(not_found));
 }
 
 /// Routes served on the main port: everything, and `/metrics` unless it has its own port.

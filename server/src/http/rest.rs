@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use actix::dev::SendError;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -241,11 +242,28 @@ pub(crate) fn panel_event(
 
 /// Gives the events of one REST call a request id that the delivery logs repeat.
 fn tag_request(events: &mut [OutgoingEvent]) -> Arc<str> {
-    let request_id: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
+    // A v4 UUID from the thread's generator: `Uuid::new_v4` would make a getrandom syscall
+    // on every request.
+    let request_id: Arc<str> = uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .simple()
+        .to_string()
+        .into();
     for event in events {
         event.request_id = Some(request_id.clone());
     }
     request_id
+}
+
+/// Hands events to the app's supervisor. Usually without waiting for its answer (its mailbox
+/// keeps the order, so a later request still sees them handled first); when the mailbox is
+/// full the request waits for room, which is the back-pressure on a flood of triggers.
+async fn publish(app: &AppHandle, events: Vec<OutgoingEvent>) -> Result<(), ApiError> {
+    match app.supervisor.try_send(PublishEvents(events)) {
+        Ok(()) => Ok(()),
+        Err(SendError::Full(msg)) => app.supervisor.send(msg).await.map_err(mailbox_error),
+        Err(SendError::Closed(_)) => Err(ApiError::internal()),
+    }
 }
 
 fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
@@ -270,10 +288,7 @@ pub async fn trigger_event(
     let channels: Vec<String> = events.iter().map(|e| e.channel.clone()).collect();
     let request_id = tag_request(&mut events);
     tracing::debug!(app_id = %config.id, %request_id, channels = channels.len(), "REST trigger");
-    app.supervisor
-        .send(PublishEvents(events))
-        .await
-        .map_err(mailbox_error)?;
+    publish(&app, events).await?;
     if !info.any() {
         return Ok(HttpResponse::Ok().json(json!({})));
     }
@@ -323,10 +338,7 @@ pub async fn trigger_batch(
     }
     let request_id = tag_request(&mut all);
     tracing::debug!(app_id = %config.id, %request_id, events = all.len(), "REST batch trigger");
-    app.supervisor
-        .send(PublishEvents(all))
-        .await
-        .map_err(mailbox_error)?;
+    publish(&app, all).await?;
     if !infos.iter().any(|(_, info)| info.any()) {
         return Ok(HttpResponse::Ok().json(json!({})));
     }

@@ -50,12 +50,16 @@ pub async fn connect_app(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let settings = &state.settings;
-    let (response, ws, stream) = actix_ws::handle(&req, body)?;
+    // actix-ws does the handshake and reads the client's frames; frames for the client go
+    // through the outbox, whose body replaces actix-ws's writer (one queue, no extra task).
+    let (response, _writer, stream) = actix_ws::handle(&req, body)?;
+    let (head, inbound) = response.into_parts();
+    let (outbox, body) = Outbox::new(settings.outbound_buffer_messages, inbound);
+    let response = head.set_body(body).map_into_boxed_body();
     let stream = stream
         .max_frame_size(settings.max_frame_bytes)
         .aggregate_continuations()
         .max_continuation_size(settings.max_frame_bytes);
-    let outbox = Outbox::spawn(ws, settings.outbound_buffer_messages);
     let metrics = &state.node.metrics;
     let refuse = |code: CloseCode, reason: String, why: Rejected| {
         tracing::info!(app_key = %key, code = code.code(), reason = %reason, "connection refused");
