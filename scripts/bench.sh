@@ -3,7 +3,7 @@
 # server on a loopback port with a fresh SQLite database, runs every scenario against it and
 # prints each run's JSON line (also kept in target/bench/results.jsonl).
 #
-#   scripts/bench.sh            # the full budget runs (about 5 minutes of load)
+#   scripts/bench.sh            # the full budget runs (about 7 minutes of load)
 #   QUICK=1 scripts/bench.sh    # small numbers, to check the set-up
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +33,8 @@ export PUSHER_APP_ID PUSHER_APP_KEY PUSHER_APP_SECRET
 
 run() {
   echo "== $*" >&2
-  "$BENCH" --url "http://127.0.0.1:$PORT" --server-pid "$PID" --source-addresses 16 "$@" | tee /dev/stderr | tail -1 >> "$OUT/results.jsonl"
+  "$BENCH" --url "http://127.0.0.1:$PORT" --server-pid "$PID" --source-addresses 16 "$@" | tee "$WORK/run.out" >&2
+  tail -1 "$WORK/run.out" >> "$OUT/results.jsonl"
 }
 
 if [ -n "${QUICK:-}" ]; then
@@ -41,12 +42,20 @@ if [ -n "${QUICK:-}" ]; then
   run fanout --subscribers 1000 --channels 1 --rate 5 --duration 3
   run fanout --subscribers 1000 --channels 10 --publishers 4 --rate 0 --duration 3
   run http --concurrency 32 --duration 3
+  run http-floor --concurrency 32 --duration 3
   run churn --rate 200 --duration 3
+  run floor --connections 1000 --writers 2 --rate 5 --duration 3
 else
   run connections --connections 19000 --rate 2000 --channels 1 --hold 60
   run fanout --subscribers 10000 --channels 1 --publishers 1 --rate 5 --duration 20
   run fanout --subscribers 10000 --channels 100 --publishers 4 --rate 0 --duration 20
   run http --concurrency 32 --duration 20
+  run http-floor --concurrency 32 --duration 20
   run churn --rate 500 --duration 30
+  # The same deliveries without a server: the kernel's floor on this machine (both ends of each
+  # connection are in the tool, so 9,900 fit under a 20,000 open-file cap).
+  run floor --connections 9900 --writers 2 --rate 5 --duration 20
+  run floor --connections 9900 --writers 2 --rate 8 --duration 20
+  run floor --connections 9900 --writers 2 --rate 0 --duration 20
 fi
 echo "results: $OUT/results.jsonl" >&2

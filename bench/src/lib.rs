@@ -105,6 +105,12 @@ pub fn cpu_micros(pid: u32) -> Option<u64> {
     parse_cpu_micros(&stat)
 }
 
+/// CPU time the calling thread has used (user + system), in microseconds.
+pub fn thread_cpu_micros() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    parse_cpu_micros(&stat)
+}
+
 /// `/proc` counts in `USER_HZ` ticks, which Linux fixes at 100 per second for user space.
 const MICROS_PER_TICK: u64 = 10_000;
 
@@ -116,6 +122,22 @@ fn parse_cpu_micros(stat: &str) -> Option<u64> {
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     Some((utime + stime) * MICROS_PER_TICK)
+}
+
+/// The send time a `bench` event carries (`"t"` in its data), read without parsing the frame:
+/// `Some` only for a frame in the form Pusher servers send, `{"event":"bench",...,"data":
+/// "{\"t\":NANOS,...}"}`. Anything else gives `None` and is left to a full JSON parse.
+pub fn bench_send_time(frame: &[u8]) -> Option<u64> {
+    const EVENT: &[u8] = br#""event":"bench""#;
+    const TIME: &[u8] = br#""data":"{\"t\":"#;
+    let find = |needle: &[u8]| frame.windows(needle.len()).position(|w| w == needle);
+    find(EVENT)?;
+    let digits = &frame[find(TIME)? + TIME.len()..];
+    let end = digits.iter().position(|b| !b.is_ascii_digit())?;
+    if end == 0 || digits[end] != b',' && digits[end] != b'}' {
+        return None;
+    }
+    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
 }
 
 /// Nanoseconds since the Unix epoch (the send time that fan-out messages carry).
@@ -191,6 +213,36 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_send_time_of_bench_events_without_parsing() {
+        let frame = br#"{"event":"bench","channel":"fanout-3","data":"{\"t\":1763800000123456789,\"pad\":\"xx\"}"}"#;
+        assert_eq!(bench_send_time(frame), Some(1_763_800_000_123_456_789));
+        // Key order is not fixed by the protocol.
+        let frame = br#"{"channel":"c","data":"{\"t\":42}","event":"bench"}"#;
+        assert_eq!(bench_send_time(frame), Some(42));
+        // Other events, other layouts and malformed times are left to the full parse.
+        assert_eq!(
+            bench_send_time(br#"{"event":"pusher:ping","data":"{}"}"#),
+            None
+        );
+        assert_eq!(
+            bench_send_time(br#"{"event": "bench", "data": "{\"t\":1}"}"#),
+            None
+        );
+        assert_eq!(
+            bench_send_time(br#"{"event":"bench","data":"{\"t\":}"}"#),
+            None
+        );
+        assert_eq!(
+            bench_send_time(br#"{"event":"bench","data":"{\"t\":12x}"}"#),
+            None
+        );
+        assert_eq!(
+            bench_send_time(br#"{"event":"bench","data":"{\"t\":1"#),
+            None
+        );
+    }
+
+    #[test]
     fn reads_proc_formats() {
         let status = "Name:\tx\nVmPeak:\t  100 kB\nVmRSS:\t   2048 kB\n";
         assert_eq!(parse_vm_rss(status), Some(2048 * 1024));
@@ -198,5 +250,6 @@ mod tests {
         assert_eq!(parse_cpu_micros(stat), Some(300 * MICROS_PER_TICK));
         assert!(rss_bytes(std::process::id()).unwrap() > 0);
         assert!(cpu_micros(std::process::id()).is_some());
+        assert!(thread_cpu_micros().is_some());
     }
 }

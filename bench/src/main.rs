@@ -12,11 +12,15 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use actix_codec::Encoder;
 use awc::ws::{Codec, Frame, Message};
 use awc::BoxedSocket;
 use clap::{Args, Parser, Subcommand};
 use futures_util::{SinkExt, StreamExt};
-use reverb_pusher_bench::{cpu_micros, now_nanos, rss_bytes, signed_query, Latencies, Percentiles};
+use reverb_pusher_bench::{
+    bench_send_time, cpu_micros, now_nanos, rss_bytes, signed_query, thread_cpu_micros, Latencies,
+    Percentiles,
+};
 use serde_json::{json, Value};
 
 type Socket = actix_codec::Framed<BoxedSocket, Codec>;
@@ -107,6 +111,45 @@ enum Scenario {
         /// Every other request is `GET /channels` instead of a trigger.
         #[arg(long)]
         mix_get_channels: bool,
+    },
+    /// The kernel's cost of one delivery, without any server: this process opens N loopback
+    /// TCP connections to itself and W writer threads write the same WebSocket frame a Pusher
+    /// server would send to each of them, one blocking `write` per connection per round, while
+    /// the same receivers as `fanout` read them. Reports the writers' CPU time per write and
+    /// the delivery latency: what any server that writes each delivery to its own socket pays
+    /// at least on this machine.
+    Floor {
+        #[arg(long, default_value_t = 1000)]
+        connections: u32,
+        /// Writer threads (like a server's worker threads); each owns every W-th connection.
+        #[arg(long, default_value_t = 2)]
+        writers: u32,
+        /// Rounds (one frame to every connection) per second; 0 = as fast as sockets take them.
+        #[arg(long, default_value_t = 5)]
+        rate: u32,
+        /// Seconds of writing.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Size of each event's data in bytes.
+        #[arg(long, default_value_t = 100)]
+        payload: usize,
+        #[arg(long, default_value_t = 2000)]
+        connect_rate: u32,
+    },
+    /// The cost of a REST request without any Pusher work: the tool starts a second copy of
+    /// itself as a bare actix-web server (two workers; `POST /apps/{id}/events` reads the body
+    /// and answers `{}`) on a free loopback port and runs the `http` scenario against it.
+    HttpFloor {
+        #[arg(long, default_value_t = 32)]
+        concurrency: u32,
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+    },
+    /// The bare server that `http-floor` starts.
+    #[command(hide = true)]
+    FloorServer {
+        #[arg(long)]
+        port: u16,
     },
     /// Connect, subscribe, unsubscribe and disconnect at a rate; RSS drift per cycle.
     Churn {
@@ -264,48 +307,59 @@ struct Held {
 
 /// Reads a held connection until it closes or `until`: answers pings, records the latency of
 /// `bench` events from the send time in their data.
+///
+/// This loop runs once per delivery and shares the cores with the server under test, so it
+/// stays cheap: one deadline timer for the connection's life, and `bench` events read without
+/// a JSON parse (anything else, or a `bench` event in an unexpected form, is parsed in full).
 async fn hold(mut socket: Socket, held: Rc<Held>, until: Instant) {
+    let deadline = tokio::time::sleep_until(until.into());
+    tokio::pin!(deadline);
     loop {
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            let _ = socket.close().await;
-            return;
-        }
-        let frame = match tokio::time::timeout(left, socket.next()).await {
-            Ok(Some(Ok(Frame::Text(bytes)))) => bytes,
-            Ok(Some(Ok(Frame::Ping(payload)))) => {
+        let frame = tokio::select! {
+            biased;
+            frame = socket.next() => frame,
+            () = &mut deadline => {
+                let _ = socket.close().await;
+                return;
+            }
+        };
+        let frame = match frame {
+            Some(Ok(Frame::Text(bytes))) => bytes,
+            Some(Ok(Frame::Ping(payload))) => {
                 let _ = socket.send(Message::Pong(payload)).await;
                 continue;
             }
-            Ok(Some(Ok(Frame::Close(_)) | Err(_)) | None) => {
+            Some(Ok(Frame::Close(_)) | Err(_)) | None => {
                 held.dropped.set(held.dropped.get() + 1);
                 return;
             }
-            // A timeout re-checks the deadline; other frames carry nothing to record.
-            Err(_) | Ok(Some(Ok(_))) => continue,
+            Some(Ok(_)) => continue,
         };
         let received = now_nanos();
-        let Ok(frame) = serde_json::from_slice::<Value>(&frame) else {
-            continue;
-        };
-        match frame["event"].as_str() {
-            Some("pusher:ping") => {
-                held.pings.set(held.pings.get() + 1);
-                let _ = send(&mut socket, &json!({"event": "pusher:pong", "data": {}})).await;
-            }
-            Some("bench") => {
-                let sent = frame["data"]
+        let sent = if let Some(sent) = bench_send_time(&frame) {
+            Some(sent)
+        } else {
+            let Ok(frame) = serde_json::from_slice::<Value>(&frame) else {
+                continue;
+            };
+            match frame["event"].as_str() {
+                Some("pusher:ping") => {
+                    held.pings.set(held.pings.get() + 1);
+                    let _ = send(&mut socket, &json!({"event": "pusher:pong", "data": {}})).await;
+                    None
+                }
+                Some("bench") => frame["data"]
                     .as_str()
                     .and_then(|d| serde_json::from_str::<Value>(d).ok())
-                    .and_then(|d| d["t"].as_u64());
-                if let Some(sent) = sent {
-                    held.delivered.set(held.delivered.get() + 1);
-                    held.latencies
-                        .borrow_mut()
-                        .record(received.saturating_sub(sent));
-                }
+                    .and_then(|d| d["t"].as_u64()),
+                _ => None,
             }
-            _ => {}
+        };
+        if let Some(sent) = sent {
+            held.delivered.set(held.delivered.get() + 1);
+            held.latencies
+                .borrow_mut()
+                .record(received.saturating_sub(sent));
         }
     }
 }
@@ -344,12 +398,16 @@ async fn rest(
     Ok(response.status().as_u16())
 }
 
-fn trigger_body(channel: &str, payload: usize) -> Vec<u8> {
+/// A `bench` event's data: the send time and padding up to `payload` bytes.
+fn bench_data(payload: usize) -> String {
     let t = now_nanos();
     let head = format!("{{\"t\":{t},\"pad\":\"");
     let pad = payload.saturating_sub(head.len() + 2);
-    let data = format!("{head}{}\"}}", "x".repeat(pad));
-    json!({"name": "bench", "channel": channel, "data": data})
+    format!("{head}{}\"}}", "x".repeat(pad))
+}
+
+fn trigger_body(channel: &str, payload: usize) -> Vec<u8> {
+    json!({"name": "bench", "channel": channel, "data": bench_data(payload)})
         .to_string()
         .into_bytes()
 }
@@ -702,6 +760,294 @@ async fn http(
     })
 }
 
+/// What one writer thread of the `floor` scenario did.
+struct Written {
+    writes: u64,
+    errors: u64,
+    cpu_us: Option<u64>,
+    /// Kept open until the report is printed: closing them would count as dropped connections.
+    _streams: Vec<std::net::TcpStream>,
+}
+
+/// Writes one frame to each stream per round until `stop`; `gap` between rounds (None: no pause).
+fn write_rounds(
+    streams: Vec<std::net::TcpStream>,
+    payload: usize,
+    gap: Option<Duration>,
+    stop: Instant,
+) -> Written {
+    use std::io::Write;
+    let mut codec = Codec::new();
+    let cpu_before = thread_cpu_micros();
+    let (mut writes, mut errors) = (0u64, 0u64);
+    let mut next = Instant::now();
+    let mut alive = vec![true; streams.len()];
+    while Instant::now() < stop {
+        if let Some(gap) = gap {
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+            next += gap;
+        }
+        // Exactly the bytes a Pusher server sends for a REST-triggered event.
+        let event = json!({"event": "bench", "channel": "floor", "data": bench_data(payload)});
+        let mut frame = bytes::BytesMut::new();
+        if codec
+            .encode(Message::Text(event.to_string().into()), &mut frame)
+            .is_err()
+        {
+            errors += 1;
+            continue;
+        }
+        for (stream, alive) in streams.iter().zip(alive.iter_mut()) {
+            if !*alive {
+                continue;
+            }
+            if (&*stream).write_all(&frame).is_ok() {
+                writes += 1;
+            } else {
+                *alive = false;
+                errors += 1;
+            }
+        }
+    }
+    let cpu_after = thread_cpu_micros();
+    Written {
+        writes,
+        errors,
+        cpu_us: cpu_after.zip(cpu_before).map(|(a, b)| a.saturating_sub(b)),
+        _streams: streams,
+    }
+}
+
+/// Accepts `n` connections, or as many as arrive before `deadline`.
+fn accept_many(
+    listener: &std::net::TcpListener,
+    n: usize,
+    deadline: Instant,
+) -> std::io::Result<Vec<std::net::TcpStream>> {
+    listener.set_nonblocking(true)?;
+    let mut streams = Vec::with_capacity(n);
+    while streams.len() < n && Instant::now() < deadline {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false)?;
+                streams.push(stream);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(streams)
+}
+
+async fn floor(
+    target: &Target,
+    connections: u32,
+    writers: u32,
+    rate: u32,
+    duration: u64,
+    payload: usize,
+    connect_rate: u32,
+) -> Value {
+    // Both ends of every connection live in this process.
+    if let Ok((limit, _)) = rlimit::Resource::NOFILE.get() {
+        let most = limit.saturating_sub(64) / 2;
+        if u64::from(connections) > most {
+            return json!({"scenario": "floor", "error": format!(
+                "both ends of each connection are in this process: at most {most} connections \
+                 with an open-file limit of {limit}"
+            )});
+        }
+    }
+    let listener = match std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)) {
+        Ok(listener) => listener,
+        Err(e) => return json!({"scenario": "floor", "error": e.to_string()}),
+    };
+    let Ok(address) = listener.local_addr() else {
+        return json!({"scenario": "floor", "error": "no local address"});
+    };
+    let n = connections as usize;
+    let connect_secs = f64::from(connections) / f64::from(connect_rate.max(1));
+    let accept_deadline = Instant::now() + Duration::from_secs_f64(connect_secs) + STEP_TIMEOUT;
+    let acceptor = std::thread::spawn(move || accept_many(&listener, n, accept_deadline));
+
+    let held = Rc::new(Held::default());
+    let opened = Rc::new(Cell::new(0u64));
+    let failed = Rc::new(Cell::new(0u64));
+    let sources = target.source_addresses.max(1);
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(
+        1.0 / f64::from(connect_rate.max(1)),
+    ));
+    for i in 0..connections {
+        ticker.tick().await;
+        let (held, opened, failed) = (held.clone(), opened.clone(), failed.clone());
+        let source = Ipv4Addr::new(127, 0, 0, (i % u32::from(sources)) as u8 + 1);
+        actix_rt::spawn(async move {
+            let stream = async {
+                let socket = tokio::net::TcpSocket::new_v4()?;
+                socket.bind((source, 0).into())?;
+                socket.connect(address).await
+            }
+            .await;
+            match stream {
+                Ok(stream) => {
+                    opened.set(opened.get() + 1);
+                    let io: BoxedSocket = Box::new(stream);
+                    let socket = Socket::new(io, Codec::new().client_mode());
+                    hold(socket, held, Instant::now() + Duration::from_secs(3600)).await;
+                }
+                Err(e) => {
+                    if failed.get() < 3 {
+                        eprintln!("connection {i} failed: {e}");
+                    }
+                    failed.set(failed.get() + 1);
+                }
+            }
+        });
+    }
+    while !acceptor.is_finished() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let streams = match acceptor.join() {
+        Ok(Ok(streams)) => streams,
+        Ok(Err(e)) => return json!({"scenario": "floor", "error": e.to_string()}),
+        Err(_) => return json!({"scenario": "floor", "error": "the accepting thread failed"}),
+    };
+    let accepted = streams.len() as u64;
+    println!(
+        "{accepted} loopback connections ({} failed); {writers} writer threads for {duration}s",
+        failed.get()
+    );
+
+    let writers = writers.clamp(1, connections.max(1)) as usize;
+    let mut shares: Vec<Vec<std::net::TcpStream>> = (0..writers).map(|_| Vec::new()).collect();
+    for (i, stream) in streams.into_iter().enumerate() {
+        shares[i % writers].push(stream);
+    }
+    let gap = (rate > 0).then(|| Duration::from_secs_f64(1.0 / f64::from(rate)));
+    let process_before = cpu_micros(std::process::id());
+    let started = Instant::now();
+    let stop = started + Duration::from_secs(duration);
+    let threads: Vec<_> = shares
+        .into_iter()
+        .map(|share| std::thread::spawn(move || write_rounds(share, payload, gap, stop)))
+        .collect();
+    while !threads.iter().all(std::thread::JoinHandle::is_finished) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let written: Vec<Written> = threads.into_iter().filter_map(|t| t.join().ok()).collect();
+    let writes: u64 = written.iter().map(|w| w.writes).sum();
+    let errors: u64 = written.iter().map(|w| w.errors).sum();
+    let drain_until = Instant::now() + DRAIN;
+    while held.delivered.get() < writes && Instant::now() < drain_until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let secs = duration as f64;
+    let process_cpu = delta(cpu_micros(std::process::id()), process_before);
+    let writer_cpu: Option<u64> = written.iter().map(|w| w.cpu_us).sum();
+    let per_write = writer_cpu.map(|c| {
+        if writes > 0 {
+            c as f64 / writes as f64
+        } else {
+            0.0
+        }
+    });
+    let delivered = held.delivered.get();
+    let p = held.latencies.borrow().percentiles();
+    println!(
+        "{writes} writes ({errors} errors), delivered {delivered} ({:.0} deliveries/s), dropped {}",
+        delivered as f64 / secs,
+        held.dropped.get()
+    );
+    print_percentiles("delivery latency", &p);
+    if let Some(c) = per_write {
+        println!("writer CPU: {c:.2} us per write (the floor of one delivery)");
+    }
+    let result = json!({
+        "scenario": "floor", "connections": connections, "accepted": accepted,
+        "failed": failed.get(), "writers": writers, "rate": rate, "payload_bytes": payload,
+        "duration_secs": duration, "writes": writes, "write_errors": errors,
+        "delivered": delivered, "dropped": held.dropped.get(),
+        "deliveries_per_sec": delivered as f64 / secs, "latency": percentiles_json(&p),
+        "writer_cpu_us": writer_cpu, "writer_cpu_us_per_write": per_write,
+        "process_cpu_us": process_cpu,
+    });
+    drop(written);
+    result
+}
+
+/// The bare server's one route. The body is read in full (the extractor buffers it), as a real
+/// trigger's would be.
+async fn floor_event(_body: actix_web::web::Bytes) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .content_type("application/json")
+        .body("{}")
+}
+
+/// The bare HTTP server of `http-floor`: what actix-web and the kernel cost per request.
+async fn floor_server(port: u16) -> Value {
+    // `http-floor` holds this process's stdin open: when it ends, however it ends, so does this.
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        std::process::exit(0);
+    });
+    let server = actix_web::HttpServer::new(|| {
+        actix_web::App::new().route(
+            "/apps/{app_id}/events",
+            actix_web::web::post().to(floor_event),
+        )
+    })
+    .workers(2)
+    .bind((Ipv4Addr::LOCALHOST, port));
+    match server {
+        Ok(server) => match server.run().await {
+            Ok(()) => json!({"scenario": "floor-server", "port": port}),
+            Err(e) => json!({"scenario": "floor-server", "error": e.to_string()}),
+        },
+        Err(e) => json!({"scenario": "floor-server", "error": e.to_string()}),
+    }
+}
+
+async fn http_floor(target: &Target, concurrency: u32, duration: u64) -> Value {
+    let started = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|listener| listener.local_addr())
+        .and_then(|address| {
+            let child = std::process::Command::new(std::env::current_exe()?)
+                .args(["floor-server", "--port", &address.port().to_string()])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null())
+                .spawn()?;
+            Ok((address.port(), child))
+        });
+    let (port, mut child) = match started {
+        Ok(started) => started,
+        Err(e) => return json!({"scenario": "http-floor", "error": e.to_string()}),
+    };
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    while std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return json!({"scenario": "http-floor", "error": "the bare server did not start"});
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut bare = target.clone();
+    bare.url = format!("http://127.0.0.1:{port}");
+    if bare.app_id.is_empty() {
+        bare.app_id = "floor".into();
+    }
+    let server = Server {
+        pid: Some(child.id()),
+    };
+    let mut result = http(&bare, &server, concurrency, duration, false).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    result["scenario"] = "http-floor".into();
+    result
+}
+
 async fn churn(target: &Target, server: &Server, rate: u32, duration: u64) -> Value {
     let pool = Rc::new(Pool::new(target.source_addresses));
     let url = ws_url(target);
@@ -804,7 +1150,11 @@ async fn leftover_channels(client: &awc::Client, target: &Target, prefix: &str) 
 
 fn main() {
     let cli = Cli::parse();
-    if cli.target.key.is_empty() {
+    let needs_app = !matches!(
+        cli.scenario,
+        Scenario::Floor { .. } | Scenario::HttpFloor { .. } | Scenario::FloorServer { .. }
+    );
+    if cli.target.key.is_empty() && needs_app {
         eprintln!("error: give the app's key (--key or PUSHER_APP_KEY), and --app-id/--secret for REST scenarios");
         std::process::exit(2);
     }
@@ -852,6 +1202,30 @@ fn main() {
                 duration,
                 mix_get_channels,
             } => http(&target, &server, concurrency, duration, mix_get_channels).await,
+            Scenario::Floor {
+                connections,
+                writers,
+                rate,
+                duration,
+                payload,
+                connect_rate,
+            } => {
+                floor(
+                    &target,
+                    connections,
+                    writers,
+                    rate,
+                    duration,
+                    payload,
+                    connect_rate,
+                )
+                .await
+            }
+            Scenario::HttpFloor {
+                concurrency,
+                duration,
+            } => http_floor(&target, concurrency, duration).await,
+            Scenario::FloorServer { port } => floor_server(port).await,
             Scenario::Churn { rate, duration } => churn(&target, &server, rate, duration).await,
         }
     });

@@ -110,6 +110,59 @@ async fn every_scenario_runs_against_the_server() {
     );
 }
 
+/// `floor` needs no server: it writes to loopback connections it opened to itself.
+#[actix_rt::test]
+async fn the_floor_scenario_counts_every_write_it_delivers() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_reverb-pusher-bench"));
+    command.args([
+        "--source-addresses",
+        "2",
+        "floor",
+        "--connections",
+        "40",
+        "--writers",
+        "2",
+        "--rate",
+        "20",
+        "--duration",
+        "1",
+    ]);
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let run: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(run["accepted"], 40, "{run}");
+    let writes = run["writes"].as_u64().unwrap();
+    // 20 rounds a second for one second over 40 connections, give or take a round.
+    assert!((40 * 15..=40 * 22).contains(&writes), "{run}");
+    assert_eq!(run["write_errors"], 0, "{run}");
+    assert_eq!(run["delivered"].as_u64(), Some(writes), "{run}");
+    assert_eq!(run["latency"]["count"].as_u64(), Some(writes), "{run}");
+    assert_eq!(run["dropped"], 0, "{run}");
+    assert!(run["writer_cpu_us_per_write"].is_number(), "{run}");
+}
+
+/// `http-floor` starts its own bare server as a child process, measures it and stops it.
+#[actix_rt::test]
+async fn the_http_floor_scenario_measures_a_bare_server() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_reverb-pusher-bench"));
+    command.args(["http-floor", "--concurrency", "4", "--duration", "1"]);
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let run: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(run["scenario"], "http-floor", "{run}");
+    assert!(run["ok"].as_u64().unwrap() > 10, "{run}");
+    assert_eq!(run["errors"], 0, "{run}");
+    assert!(run["server_cpu_us_per_request"].is_number(), "{run}");
+}
+
 #[actix_rt::test]
 async fn wrong_credentials_are_reported_not_hidden() {
     let server = TestServer::start().await;

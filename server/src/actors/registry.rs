@@ -12,7 +12,7 @@ use actix::prelude::*;
 use arc_swap::ArcSwap;
 
 use super::messages::{ConfigChanged, DrainAll, StartApp, StopApp, StopSupervisor, UpdateApp};
-use super::supervisor::AppSupervisor;
+use super::supervisor::{AppSupervisor, ChannelIndex};
 use crate::apps::SharedConfig;
 use crate::console::DebugFeed;
 use crate::metrics::{AppMetrics, Metrics};
@@ -25,6 +25,8 @@ pub struct AppHandle {
     pub metrics: AppMetrics,
     /// The app's debug console feed.
     pub debug: DebugFeed,
+    /// The app's channels that have an actor on this node.
+    pub channels: ChannelIndex,
 }
 
 /// Node-wide state.
@@ -105,12 +107,20 @@ impl Handler<StartApp> for AppRegistry {
         let config: SharedConfig = Arc::new(ArcSwap::from_pointee(app.clone()));
         let metrics = self.node.metrics.for_app(&app.id);
         let debug = DebugFeed::default();
-        let supervisor = AppSupervisor::new(config.clone(), metrics.clone(), debug.clone()).start();
+        let channels = ChannelIndex::default();
+        let supervisor = AppSupervisor::new(
+            config.clone(),
+            metrics.clone(),
+            debug.clone(),
+            channels.clone(),
+        )
+        .start();
         let handle = AppHandle {
             config,
             supervisor,
             metrics,
             debug,
+            channels,
         };
         maps.by_key.insert(app.key.clone(), handle.clone());
         maps.by_id.insert(app.id, handle);

@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use actix::prelude::*;
 use bytestring::ByteString;
@@ -45,8 +45,41 @@ struct ChannelEntry {
     sent: u64,
 }
 
+/// The names of the channels that have an actor on this node, readable without a message.
+///
+/// Only the supervisor writes it: a name goes in before the channel's first join is forwarded
+/// (so before any subscriber hears `subscription_succeeded`) and leaves when the actor is
+/// retired. REST handlers read it to skip the supervisor for events nobody here can receive.
+#[derive(Clone, Default)]
+pub struct ChannelIndex(Arc<RwLock<HashSet<String>>>);
+
+impl ChannelIndex {
+    pub fn contains(&self, name: &str) -> bool {
+        // The set is valid whatever a panicking writer left half done: names are whole.
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(name)
+    }
+
+    fn insert(&self, name: &str) {
+        self.0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_owned());
+    }
+
+    fn remove(&self, name: &str) {
+        self.0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(name);
+    }
+}
+
 pub struct AppSupervisor {
     config: SharedConfig,
+    index: ChannelIndex,
     sessions: HashMap<String, SessionEntry>,
     channels: HashMap<String, ChannelEntry>,
     /// Signed-in user id → its sockets.
@@ -58,10 +91,16 @@ pub struct AppSupervisor {
 }
 
 impl AppSupervisor {
-    pub fn new(config: SharedConfig, metrics: AppMetrics, debug: DebugFeed) -> Self {
+    pub fn new(
+        config: SharedConfig,
+        metrics: AppMetrics,
+        debug: DebugFeed,
+        index: ChannelIndex,
+    ) -> Self {
         Self {
             debug,
             config,
+            index,
             sessions: HashMap::new(),
             channels: HashMap::new(),
             users: HashMap::new(),
@@ -87,6 +126,7 @@ impl AppSupervisor {
             )
             .start();
             tracing::debug!(app_id = %self.app_id(), channel = name, "channel started");
+            self.index.insert(name);
             self.channels.insert(
                 name.to_owned(),
                 ChannelEntry {
@@ -288,6 +328,7 @@ impl Handler<ChannelIdle> for AppSupervisor {
             .is_some_and(|c| c.sent == msg.seen);
         if idle {
             if let Some(c) = self.channels.remove(&msg.channel) {
+                self.index.remove(&msg.channel);
                 c.addr.do_send(StopChannel);
                 self.metrics
                     .channels

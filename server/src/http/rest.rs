@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use shared::channel::USER_CHANNEL_PREFIX;
 use shared::{ChannelKind, ChannelName};
 
 use super::AppState;
@@ -258,12 +259,34 @@ fn tag_request(events: &mut [OutgoingEvent]) -> Arc<str> {
 /// Hands events to the app's supervisor. Usually without waiting for its answer (its mailbox
 /// keeps the order, so a later request still sees them handled first); when the mailbox is
 /// full the request waits for room, which is the back-pressure on a flood of triggers.
-async fn publish(app: &AppHandle, events: Vec<OutgoingEvent>) -> Result<(), ApiError> {
+///
+/// Events that nobody on this node can receive are dropped here instead: many apps trigger on
+/// every change whether or not anyone listens, and each hand-over wakes the supervisor's
+/// thread. While the debug console watches the app, everything goes through, so that it shows
+/// every API message. (A cluster adapter would forward these to the other nodes instead.)
+async fn publish(app: &AppHandle, mut events: Vec<OutgoingEvent>) -> Result<(), ApiError> {
+    if !app.debug.watched() {
+        events.retain(|event| may_reach_someone(app, &event.channel));
+        if events.is_empty() {
+            return Ok(());
+        }
+    }
     match app.supervisor.try_send(PublishEvents(events)) {
         Ok(()) => Ok(()),
         Err(SendError::Full(msg)) => app.supervisor.send(msg).await.map_err(mailbox_error),
         Err(SendError::Closed(_)) => Err(ApiError::internal()),
     }
+}
+
+/// False only for a channel without an actor here that is neither a cache channel (whose event
+/// waits for the next subscriber) nor a user's channel (delivered by sign-in, not by
+/// subscription). A subscription completing at the same moment may or may not see the event,
+/// as it could if the supervisor had handled it first; one that completed before the request
+/// is in the index already.
+fn may_reach_someone(app: &AppHandle, channel: &str) -> bool {
+    channel.starts_with(USER_CHANNEL_PREFIX)
+        || ChannelName::classify(channel).cache
+        || app.channels.contains(channel)
 }
 
 fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {

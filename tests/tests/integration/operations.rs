@@ -202,3 +202,58 @@ async fn metrics_move_as_clients_connect_subscribe_and_receive() {
     }
     panic!("the closed connection was not counted");
 }
+
+/// REST events for a channel without an actor on this node are dropped before they reach the
+/// app's supervisor. What decides it, the supervisor's channel index, must follow a channel as
+/// its actor is retired (the `channels` gauge drops) and started again by a new subscription.
+#[actix_rt::test]
+async fn events_reach_a_channel_that_was_retired_and_subscribed_again() {
+    let server = TestServer::start_with(
+        |s| s.metrics_token = Some(reverb_pusher::settings::Secret("scrape-me".into())),
+        |_| {},
+    )
+    .await;
+    let app = server.app.id.as_str();
+    let rest = server.rest();
+    let mut client = server.connect().await;
+
+    assert_eq!(rest.trigger("lonely", "unheard", "0").await.status, 200);
+    client.subscribe("lonely").await;
+    assert_eq!(rest.trigger("lonely", "first", "1").await.status, 200);
+    assert_eq!(client.recv().await["event"], "first");
+
+    client
+        .send(json!({"event": "pusher:unsubscribe", "data": {"channel": "lonely"}}))
+        .await;
+    let deadline = std::time::Instant::now() + reverb_pusher_tests::WAIT;
+    loop {
+        let metrics = scrape(&server, Some("scrape-me")).await;
+        if sample(&metrics, "reverb_pusher_channels", &[("app_id", app)]) == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the channel is retired once its last subscriber left"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(rest.trigger("lonely", "unheard", "2").await.status, 200);
+
+    client.subscribe("lonely").await;
+    let response = rest
+        .post(
+            "/batch_events",
+            &json!({"batch": [
+                {"channel": "nobody-here", "name": "unheard", "data": "3"},
+                {"channel": "lonely", "name": "second", "data": "4"},
+            ]}),
+        )
+        .await;
+    assert_eq!((response.status, response.body), (200, json!({})));
+    let second = client.recv().await;
+    assert_eq!(
+        (&second["event"], &second["data"]),
+        (&json!("second"), &json!("4"))
+    );
+    client.expect_silence().await;
+}
