@@ -10,7 +10,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-POSTGRES_URL=${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
+# No TLS to the local PostgreSQL (Debian enables it): the integration binary exits with test
+# servers still running, and OpenSSL's exit-time cleanup then raced libpq's live TLS sessions
+# (a SIGSEGV in libcrypto after every test had passed, seen once in CI).
+POSTGRES_URL=${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
 MYSQL_URL=${TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306/test}
 FEATURES=reverb-pusher/all-databases,reverb-pusher-tests/all-databases
 

@@ -37,12 +37,17 @@ impl TestDb {
             rand_suffix()
         );
         execute(&admin_url, &format!("CREATE DATABASE {name}"));
-        let base = admin_url.split('?').next().unwrap_or(&admin_url);
+        // Connection options (`?sslmode=disable`, say) apply to the test's database too.
+        let (base, options) = admin_url
+            .split_once('?')
+            .map_or((admin_url.as_str(), String::new()), |(base, options)| {
+                (base, format!("?{options}"))
+            });
         let (server, _) = base
             .rsplit_once('/')
             .expect("TEST_DATABASE_URL names a database");
         Self {
-            url: format!("{server}/{name}"),
+            url: format!("{server}/{name}{options}"),
             cleanup: Some((admin_url, name)),
         }
     }
