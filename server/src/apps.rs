@@ -29,6 +29,10 @@ pub struct AppLimits {
     pub max_user_id_length: u32,
     /// How long a cache channel keeps its last event.
     pub cache_ttl_secs: u32,
+    /// Channels one connection may be subscribed to at once.
+    pub max_channels_per_connection: u32,
+    /// Channels the app may have occupied on this node at once; 0 means unlimited.
+    pub max_channels: u32,
 }
 
 impl Default for AppLimits {
@@ -45,6 +49,8 @@ impl Default for AppLimits {
             max_presence_member_size_bytes: 1024,
             max_user_id_length: 128,
             cache_ttl_secs: 30 * 60,
+            max_channels_per_connection: 100,
+            max_channels: 0,
         }
     }
 }

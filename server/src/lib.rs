@@ -6,15 +6,15 @@
 pub mod actors;
 pub mod admin;
 pub mod apps;
-pub mod auth;
-pub mod console;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod metrics;
-pub mod presence;
-pub mod rate_limit;
+pub mod node;
+pub mod protocol;
 pub mod settings;
+pub mod state;
 pub mod telemetry;
 pub mod tls;
 
@@ -22,13 +22,15 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, Addr};
+use actix::{Actor, Addr, Arbiter};
 use actix_web::{web, App, HttpServer};
 
+use actors::directory::Directory;
 use actors::messages::{DrainAll, StartApp, UpdateApp};
-use actors::registry::{AppRegistry, Directory, NodeState};
+use actors::registry::AppRegistry;
 use apps::AppConfig;
 use db::{Db, DbError};
+use node::NodeState;
 use settings::Settings;
 
 /// Why the server could not start.
@@ -53,6 +55,8 @@ pub struct Server {
     pub admin: Arc<admin::AdminState>,
     drain_window: Duration,
     handles: Vec<actix_web::dev::ServerHandle>,
+    /// The threads that run the app supervisors and their channels.
+    arbiters: Vec<Arbiter>,
     tls: Option<Arc<tls::ReloadingCert>>,
 }
 
@@ -82,7 +86,15 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
 
     let node = Arc::new(NodeState::default());
     let directory = Directory::default();
-    let registry = AppRegistry::new(directory.clone(), node.clone()).start();
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let app_threads = if settings.app_threads == 0 {
+        cores
+    } else {
+        settings.app_threads
+    };
+    let arbiters: Vec<Arbiter> = (0..app_threads).map(|_| Arbiter::new()).collect();
+    let handles = arbiters.iter().map(Arbiter::handle).collect();
+    let registry = AppRegistry::new(directory.clone(), node.clone(), handles).start();
     for app in apps {
         // Awaited so that every app is reachable before the first connection is accepted.
         let _ = registry.send(StartApp(app)).await;
@@ -101,7 +113,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
     }
     let addr = listener.local_addr()?;
     let workers = if settings.workers == 0 {
-        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        cores
     } else {
         settings.workers
     };
@@ -114,9 +126,10 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
         cert.watch(Duration::from_secs(settings.tls_reload_secs));
     }
     let redirect_port = settings.http_redirect_port;
+    let disconnect_timeout = Duration::from_millis(settings.client_disconnect_timeout_ms);
     let metrics_port = settings.metrics_port;
     let metrics_host = settings.host.clone();
-    let state = web::Data::new(http::AppState {
+    let state = web::Data::new(state::AppState {
         directory: directory.clone(),
         registry: registry.clone(),
         node: node.clone(),
@@ -132,6 +145,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
             .configure(http::configure_main(metrics_port == 0))
     })
     .workers(workers)
+    .client_disconnect_timeout(disconnect_timeout)
     .disable_signals()
     .shutdown_timeout(5);
     let server = match &tls {
@@ -182,6 +196,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
         admin,
         drain_window,
         handles,
+        arbiters,
         tls,
     })
 }
@@ -261,6 +276,9 @@ impl Server {
         actix_web::rt::time::sleep(Duration::from_millis(200)).await;
         for handle in &self.handles {
             handle.stop(true).await;
+        }
+        for arbiter in &self.arbiters {
+            arbiter.stop();
         }
         tracing::info!("stopped");
     }

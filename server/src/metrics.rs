@@ -148,6 +148,8 @@ pub enum Rejected {
     Origin,
     Protocol,
     SubscriptionAuth,
+    /// A subscription over the per-connection or per-app channel cap.
+    SubscriptionLimit,
     ClientEvent,
     ClientEventRateLimit,
     SlowConsumer,
@@ -165,6 +167,7 @@ impl Rejected {
             Self::Origin => "origin",
             Self::Protocol => "protocol",
             Self::SubscriptionAuth => "subscription_auth",
+            Self::SubscriptionLimit => "subscription_limit",
             Self::ClientEvent => "client_event",
             Self::ClientEventRateLimit => "client_event_rate_limit",
             Self::SlowConsumer => "slow_consumer",
@@ -276,8 +279,9 @@ impl AppMetrics {
     }
 
     pub fn closed(&self, code: Option<u16>) {
-        let code = code.map_or_else(|| "none".to_owned(), |c| c.to_string());
-        self.closed.with_label_values(&[&self.app_id, &code]).inc();
+        // A client chooses its close code: the label set stays bounded whatever it sends.
+        let code = shared::codes::close_code_label(code);
+        self.closed.with_label_values(&[&self.app_id, code]).inc();
     }
 }
 
@@ -303,6 +307,18 @@ mod tests {
             text.contains("reverb_pusher_connections_closed_total{app_id=\"42\",code=\"4200\"} 1")
         );
         assert!(text.contains("reverb_pusher_rejected_total{reason=\"unknown_app\"} 1"));
+        // Codes a client makes up all land on one label.
+        for code in 3000..3100 {
+            app.closed(Some(code));
+        }
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                "reverb_pusher_connections_closed_total{app_id=\"42\",code=\"other\"} 100"
+            ),
+            "{text}"
+        );
+        assert_eq!(text.matches("connections_closed_total{").count(), 2);
         assert!(text.contains("reverb_pusher_http_request_duration_seconds_bucket"));
         metrics.remove_app("42");
         assert!(!metrics

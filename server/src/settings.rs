@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 const ENV_PREFIX: &str = "REVERB_PUSHER_";
 
 /// Every field of [`Settings`], as environment variables name them (a test keeps it in step).
-const FIELDS: [&str; 24] = [
+const FIELDS: [&str; 27] = [
     "tls_cert_file",
     "tls_key_file",
     "tls_reload_secs",
@@ -27,12 +27,15 @@ const FIELDS: [&str; 24] = [
     "master_key",
     "master_key_file",
     "workers",
+    "app_threads",
     "activity_timeout_secs",
     "pong_timeout_secs",
     "max_frame_bytes",
     "max_request_body_bytes",
     "max_connections",
     "outbound_buffer_messages",
+    "outbound_buffer_bytes",
+    "client_disconnect_timeout_ms",
     "log_level",
     "log_format",
 ];
@@ -83,6 +86,9 @@ pub struct Settings {
     pub master_key_file: String,
     /// HTTP worker threads; 0 means one per CPU core.
     pub workers: usize,
+    /// Threads that run the apps' supervisors and channels (fan-out); 0 means one per CPU core.
+    /// Apps are dealt out over them in turn.
+    pub app_threads: usize,
     /// Seconds announced to clients as `activity_timeout`; the server also pings a client that
     /// has been silent this long.
     pub activity_timeout_secs: u64,
@@ -97,6 +103,11 @@ pub struct Settings {
     pub max_connections: usize,
     /// Messages queued for one client before it is treated as too slow and closed with 4100.
     pub outbound_buffer_messages: usize,
+    /// Bytes queued for one client before it is treated as too slow and closed with 4100.
+    pub outbound_buffer_bytes: usize,
+    /// Milliseconds a closing connection may take to flush its last bytes (and to finish a close
+    /// handshake the client started) before the socket is dropped.
+    pub client_disconnect_timeout_ms: u64,
     /// PEM certificate chain; with `tls_key_file`, the main port speaks TLS (`wss://`, `https://`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_cert_file: Option<String>,
@@ -134,12 +145,15 @@ impl Default for Settings {
             master_key: None,
             master_key_file: "data/master.key".into(),
             workers: 0,
+            app_threads: 0,
             activity_timeout_secs: 120,
             pong_timeout_secs: 30,
             max_frame_bytes: 64 * 1024,
             max_request_body_bytes: 1024 * 1024,
             max_connections: 0,
             outbound_buffer_messages: 1024,
+            outbound_buffer_bytes: 256 * 1024,
+            client_disconnect_timeout_ms: 1000,
             tls_cert_file: None,
             tls_key_file: None,
             tls_reload_secs: 30,
@@ -268,6 +282,9 @@ impl Settings {
         }
         if self.outbound_buffer_messages == 0 {
             return invalid("outbound_buffer_messages", "must be at least 1");
+        }
+        if self.outbound_buffer_bytes < 1024 {
+            return invalid("outbound_buffer_bytes", "must be at least 1024");
         }
         Ok(())
     }

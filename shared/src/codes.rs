@@ -92,9 +92,14 @@ pub fn close_code_meaning(code: u16) -> &'static str {
     match code {
         1000 => "normal closure",
         1001 => "the client went away",
+        1002 => "protocol error",
+        1003 => "unsupported data",
         1005 => "closed without a code",
         1006 => "the connection dropped",
+        1007 => "invalid UTF-8 in a text message",
+        1008 => "policy violation",
         1009 => "message too large",
+        1011 => "internal error",
         4000 => "the app only accepts TLS connections",
         4001 => "no app has this key",
         4003 => "the app is disabled",
@@ -113,9 +118,89 @@ pub fn close_code_meaning(code: u16) -> &'static str {
     }
 }
 
+/// Whether a peer may send `code` in a close frame (RFC 6455 §7.4: 1000-1003, 1007-1014 and the
+/// 3000-4999 ranges for libraries and applications). 1005, 1006 and 1015 only ever describe a
+/// closure locally; anything else is a protocol error, answered with 1002 and never echoed.
+pub const fn is_valid_close_code(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
+/// A bounded label for a close code, for metrics: the codes this server and common clients use
+/// by number, `other` for the rest (a client picks its close code, so the label set must not
+/// grow with what clients send), `none` when there was no code.
+pub fn close_code_label(code: Option<u16>) -> &'static str {
+    let Some(code) = code else { return "none" };
+    match code {
+        1000 => "1000",
+        1001 => "1001",
+        1002 => "1002",
+        1003 => "1003",
+        1005 => "1005",
+        1006 => "1006",
+        1007 => "1007",
+        1008 => "1008",
+        1009 => "1009",
+        1011 => "1011",
+        code => match CloseCode::from_code(code) {
+            Some(known) => known.label(),
+            None => "other",
+        },
+    }
+}
+
+impl CloseCode {
+    /// The code as a static string (for metrics labels).
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::TlsOnly => "4000",
+            Self::AppNotFound => "4001",
+            Self::AppDisabled => "4003",
+            Self::AppOverConnectionQuota => "4004",
+            Self::PathNotFound => "4005",
+            Self::InvalidVersionFormat => "4006",
+            Self::UnsupportedProtocol => "4007",
+            Self::Unauthorized => "4009",
+            Self::OverCapacity => "4100",
+            Self::Reconnect => "4200",
+            Self::PongTimeout => "4201",
+            Self::InactivityTimeout => "4202",
+            Self::ClientEventRejected => "4301",
+            Self::WatchlistTooLong => "4302",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::CloseCode;
+    use super::{close_code_label, is_valid_close_code, CloseCode};
+
+    #[test]
+    fn close_code_labels_are_bounded() {
+        let mut labels = std::collections::HashSet::new();
+        for code in 0..=u16::MAX {
+            labels.insert(close_code_label(Some(code)));
+        }
+        labels.insert(close_code_label(None));
+        assert!(labels.len() < 30, "{} labels", labels.len());
+        assert_eq!(close_code_label(Some(4200)), "4200");
+        assert_eq!(close_code_label(Some(3999)), "other");
+        assert_eq!(close_code_label(Some(1000)), "1000");
+        for code in 4000..4400 {
+            if let Some(c) = CloseCode::from_code(code) {
+                assert_eq!(c.label(), code.to_string());
+            }
+        }
+    }
+
+    #[test]
+    fn only_sendable_close_codes_are_valid() {
+        for code in [1000, 1001, 1002, 1003, 1007, 1011, 3000, 4001, 4999] {
+            assert!(is_valid_close_code(code), "{code}");
+        }
+        for code in [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, u16::MAX] {
+            assert!(!is_valid_close_code(code), "{code}");
+        }
+    }
 
     #[test]
     fn codes_round_trip() {

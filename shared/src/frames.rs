@@ -13,18 +13,115 @@ fn encode_data(value: &Value) -> String {
     value.to_string()
 }
 
-/// A frame received from a client. Unknown fields are ignored.
-#[derive(Debug, Deserialize)]
-pub struct ClientFrame {
-    pub event: String,
+/// A frame received from a client, typed by its `event`. Unknown fields are ignored.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientFrame {
+    /// `pusher:ping`: the client checks the connection; answered with `pusher:pong`.
+    Ping,
+    /// `pusher:pong`: the answer to the server's ping.
+    Pong,
+    Subscribe(SubscribeData),
+    Unsubscribe(UnsubscribeData),
+    Signin(SigninData),
+    /// `client-*`: an event for the other subscribers of a private or presence channel.
+    ClientEvent {
+        event: String,
+        channel: Option<String>,
+        data: Value,
+    },
+    /// Another `pusher:`/`pusher_internal:` event: ignored, as newer clients may send some.
+    OtherPusher(String),
+}
+
+/// Why a client frame could not be read. Each is answered with `pusher:error`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameError {
+    /// Not a JSON object with a string `event`.
+    NotAFrame,
+    /// `pusher:subscribe` without a usable `data.channel`.
+    SubscribeData,
+    /// `pusher:unsubscribe` without a usable `data.channel`.
+    UnsubscribeData,
+    /// `pusher:signin` without `data.auth` and `data.user_data`.
+    SigninData,
+    /// An event that is neither the protocol's nor a `client-` event.
+    Unsupported(String),
+}
+
+impl FrameError {
+    /// The code sent with the `pusher:error`; a bad sign-in is an authorisation failure.
+    pub fn code(&self) -> Option<CloseCode> {
+        match self {
+            Self::SigninData => Some(CloseCode::Unauthorized),
+            _ => None,
+        }
+    }
+
+    /// The text sent to the client.
+    pub fn message(&self) -> String {
+        match self {
+            Self::NotAFrame => {
+                "Invalid message format: expected a JSON object with an event".to_owned()
+            }
+            Self::SubscribeData => "pusher:subscribe needs data with a channel".to_owned(),
+            Self::UnsubscribeData => "pusher:unsubscribe needs data with a channel".to_owned(),
+            Self::SigninData => "pusher:signin needs data with auth and user_data".to_owned(),
+            Self::Unsupported(event) => {
+                format!("Unsupported event {event:?}: client events must start with client-")
+            }
+        }
+    }
+}
+
+/// The envelope every client frame shares.
+#[derive(Deserialize)]
+struct Envelope {
+    event: String,
     #[serde(default)]
-    pub channel: Option<String>,
+    channel: Option<String>,
     #[serde(default)]
-    pub data: Value,
+    data: Value,
+}
+
+/// `data` of a client frame: an object, or a string holding one (some clients send that).
+fn data_of<T: serde::de::DeserializeOwned>(data: Value) -> Option<T> {
+    match data {
+        Value::String(s) => serde_json::from_str(&s).ok(),
+        other => serde_json::from_value(other).ok(),
+    }
+}
+
+impl ClientFrame {
+    /// Reads one text frame from a client.
+    pub fn parse(text: &str) -> Result<Self, FrameError> {
+        let Envelope {
+            event,
+            channel,
+            data,
+        } = serde_json::from_str(text).map_err(|_| FrameError::NotAFrame)?;
+        Ok(match event.as_str() {
+            "pusher:ping" => Self::Ping,
+            "pusher:pong" => Self::Pong,
+            "pusher:subscribe" => Self::Subscribe(data_of(data).ok_or(FrameError::SubscribeData)?),
+            "pusher:unsubscribe" => {
+                Self::Unsubscribe(data_of(data).ok_or(FrameError::UnsubscribeData)?)
+            }
+            "pusher:signin" => Self::Signin(data_of(data).ok_or(FrameError::SigninData)?),
+            e if e.starts_with("client-") => Self::ClientEvent {
+                event,
+                channel,
+                data,
+            },
+            e if e.starts_with("pusher:") || e.starts_with("pusher_internal:") => {
+                Self::OtherPusher(event)
+            }
+            _ => return Err(FrameError::Unsupported(event)),
+        })
+    }
 }
 
 /// `pusher:subscribe` data.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct SubscribeData {
     pub channel: String,
     #[serde(default)]
@@ -35,13 +132,13 @@ pub struct SubscribeData {
 }
 
 /// `pusher:unsubscribe` data.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct UnsubscribeData {
     pub channel: String,
 }
 
 /// `pusher:signin` data.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct SigninData {
     pub auth: String,
     /// The exact JSON string the app signed.
@@ -253,6 +350,69 @@ mod tests {
         assert_eq!(
             f["data"]["events"],
             json!([{"name": "online", "user_ids": ["1"]}, {"name": "offline", "user_ids": ["2", "3"]}])
+        );
+    }
+
+    #[test]
+    fn client_frames_are_typed_by_event() {
+        assert_eq!(
+            ClientFrame::parse(r#"{"event":"pusher:ping","data":{}}"#),
+            Ok(ClientFrame::Ping)
+        );
+        let sub = SubscribeData {
+            channel: "private-a".into(),
+            auth: Some("k:s".into()),
+            channel_data: None,
+        };
+        assert_eq!(
+            ClientFrame::parse(
+                r#"{"event":"pusher:subscribe","data":{"channel":"private-a","auth":"k:s"}}"#
+            ),
+            Ok(ClientFrame::Subscribe(sub.clone()))
+        );
+        // Some clients send `data` as a string holding the object.
+        assert_eq!(
+            ClientFrame::parse(
+                r#"{"event":"pusher:subscribe","data":"{\"channel\":\"private-a\",\"auth\":\"k:s\"}"}"#
+            ),
+            Ok(ClientFrame::Subscribe(sub))
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"event":"client-x","channel":"private-a","data":{"a":1}}"#),
+            Ok(ClientFrame::ClientEvent {
+                event: "client-x".into(),
+                channel: Some("private-a".into()),
+                data: json!({"a": 1}),
+            })
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"event":"pusher_internal:x"}"#),
+            Ok(ClientFrame::OtherPusher("pusher_internal:x".into()))
+        );
+    }
+
+    #[test]
+    fn bad_client_frames_name_what_is_wrong() {
+        assert_eq!(ClientFrame::parse("[1]"), Err(FrameError::NotAFrame));
+        assert_eq!(
+            ClientFrame::parse(r#"{"event":7}"#),
+            Err(FrameError::NotAFrame)
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"event":"pusher:subscribe","data":{}}"#),
+            Err(FrameError::SubscribeData)
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"event":"pusher:unsubscribe"}"#),
+            Err(FrameError::UnsubscribeData)
+        );
+        let signin = ClientFrame::parse(r#"{"event":"pusher:signin","data":{"auth":"x"}}"#);
+        assert_eq!(signin, Err(FrameError::SigninData));
+        assert_eq!(FrameError::SigninData.code(), Some(CloseCode::Unauthorized));
+        let err = ClientFrame::parse(r#"{"event":"hello"}"#).unwrap_err();
+        assert_eq!(
+            err.message(),
+            "Unsupported event \"hello\": client events must start with client-"
         );
     }
 

@@ -18,10 +18,11 @@ use super::messages::{
     SubscribeError,
 };
 use super::outbox::Outbox;
-use super::supervisor::AppSupervisor;
 use crate::apps::SharedConfig;
+use crate::events::{AppEvent, AppEvents, Kind};
 use crate::metrics::AppMetrics;
-use crate::presence::{Joined, Presence};
+use crate::protocol::presence::{Joined, Presence};
+use crate::protocol::subscribe::Refusal;
 
 /// Above this many subscribers, `subscription_count` broadcasts are throttled (Pusher's rule).
 const COUNT_THROTTLE_ABOVE: usize = 100;
@@ -51,9 +52,10 @@ pub struct ChannelActor {
     presence: Option<Presence>,
     cache_enabled: bool,
     config: SharedConfig,
-    supervisor: Addr<AppSupervisor>,
+    supervisor: Recipient<ChannelIdle>,
     subscribers: HashMap<String, Subscriber>,
     metrics: AppMetrics,
+    events: AppEvents,
     cache: Option<Cached>,
     stats: Arc<ChannelStats>,
     /// Joins and publishes handled; see [`ChannelIdle`].
@@ -67,9 +69,10 @@ impl ChannelActor {
     pub fn new(
         name: String,
         config: SharedConfig,
-        supervisor: Addr<AppSupervisor>,
+        supervisor: Recipient<ChannelIdle>,
         stats: Arc<ChannelStats>,
         metrics: AppMetrics,
+        events: AppEvents,
     ) -> Self {
         let classified = ChannelName::classify(&name);
         let presence = classified.is_presence().then(Presence::default);
@@ -82,6 +85,7 @@ impl ChannelActor {
             supervisor,
             subscribers: HashMap::new(),
             metrics,
+            events,
             cache: None,
             stats,
             seen: 0,
@@ -171,8 +175,14 @@ impl ChannelActor {
             return;
         }
         self.last_count_broadcast = Some(Instant::now());
-        let frame = frames::subscription_count(&self.name, self.subscribers.len()).into();
+        let count = self.subscribers.len();
+        let frame = frames::subscription_count(&self.name, count).into();
         self.broadcast(&frame, None);
+        self.events
+            .emit(Kind::SubscriptionCount, || AppEvent::SubscriptionCount {
+                channel: self.name.clone(),
+                count,
+            });
     }
 }
 
@@ -203,7 +213,7 @@ impl Handler<Join> for ChannelActor {
             let max = self.config.load().limits.max_presence_members;
             let joined = presence
                 .join(&member.user_id, member.user_info.clone(), max as usize)
-                .map_err(|_| SubscribeError::PresenceFull { max })?;
+                .map_err(|_| SubscribeError::Refused(Refusal::PresenceFull { max }))?;
             let ids: Vec<&str> = presence.ids().collect();
             outbox.send(
                 frames::presence_subscription_succeeded(&self.name, &ids, &presence.hash()).into(),
@@ -212,16 +222,31 @@ impl Handler<Join> for ChannelActor {
                 let frame =
                     frames::member_added(&self.name, &member.user_id, &member.user_info).into();
                 self.broadcast(&frame, None);
+                self.events
+                    .emit(Kind::MemberAdded, || AppEvent::MemberAdded {
+                        channel: self.name.clone(),
+                        user_id: member.user_id.clone(),
+                    });
             }
             user_id = Some(member.user_id);
         } else {
             outbox.send(frames::subscription_succeeded(&self.name).into());
         }
         if self.cache_enabled {
-            match self.live_cache() {
-                Some(cached) => outbox.send(cached.frame.clone()),
-                None => outbox.send(frames::cache_miss(&self.name).into()),
-            };
+            if let Some(cached) = self.live_cache() {
+                outbox.send(cached.frame.clone());
+            } else {
+                outbox.send(frames::cache_miss(&self.name).into());
+                self.events.emit(Kind::CacheMiss, || AppEvent::CacheMiss {
+                    channel: self.name.clone(),
+                });
+            }
+        }
+        if self.subscribers.is_empty() {
+            self.events
+                .emit(Kind::ChannelOccupied, || AppEvent::ChannelOccupied {
+                    channel: self.name.clone(),
+                });
         }
         self.subscribers
             .insert(socket_id, Subscriber { outbox, user_id });
@@ -246,7 +271,18 @@ impl Handler<Leave> for ChannelActor {
             if presence.leave(&user_id) {
                 let frame = frames::member_removed(&self.name, &user_id).into();
                 self.broadcast(&frame, None);
+                self.events
+                    .emit(Kind::MemberRemoved, || AppEvent::MemberRemoved {
+                        channel: self.name.clone(),
+                        user_id,
+                    });
             }
+        }
+        if self.subscribers.is_empty() {
+            self.events
+                .emit(Kind::ChannelVacated, || AppEvent::ChannelVacated {
+                    channel: self.name.clone(),
+                });
         }
         self.update_stats();
         self.subscription_count_changed(ctx);
@@ -267,7 +303,12 @@ impl Handler<Publish> for ChannelActor {
         if let Some(request_id) = &msg.request_id {
             tracing::debug!(request_id = %request_id, channel = %self.name, recipients, "delivered");
         }
-        if self.cache_enabled {
+        if !self.cache_enabled {
+            // Published while the last subscriber was leaving: the supervisor ignored the idle
+            // report that crossed this publish (it had sent more than the channel had seen),
+            // so report again now that the counts agree, or the empty actor would live on.
+            self.check_idle(ctx);
+        } else {
             let ttl = u64::from(self.config.load().limits.cache_ttl_secs);
             self.cache = Some(Cached {
                 data: msg.data,
@@ -321,5 +362,94 @@ impl Handler<StopChannel> for ChannelActor {
 
     fn handle(&mut self, _: StopChannel, ctx: &mut Context<Self>) {
         ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use actix_web::body::BoxBody;
+    use arc_swap::ArcSwap;
+
+    use super::*;
+    use crate::apps::AppConfig;
+    use crate::metrics::Metrics;
+
+    /// Stands in for the supervisor: records the `seen` of every idle report.
+    struct IdleReports(Arc<Mutex<Vec<u64>>>);
+
+    impl Actor for IdleReports {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<ChannelIdle> for IdleReports {
+        type Result = ();
+
+        fn handle(&mut self, msg: ChannelIdle, _: &mut Context<Self>) {
+            self.0.lock().unwrap().push(msg.seen);
+        }
+    }
+
+    #[derive(Message)]
+    #[rtype(result = "Vec<u64>")]
+    struct Reports;
+
+    impl Handler<Reports> for IdleReports {
+        type Result = Vec<u64>;
+
+        fn handle(&mut self, _: Reports, _: &mut Context<Self>) -> Vec<u64> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    fn channel(name: &str, reports: &Addr<IdleReports>) -> Addr<ChannelActor> {
+        let config: SharedConfig = Arc::new(ArcSwap::from_pointee(AppConfig::generate("t")));
+        ChannelActor::new(
+            name.into(),
+            config,
+            reports.clone().recipient(),
+            Arc::default(),
+            Metrics::default().for_app("t"),
+            AppEvents::default(),
+        )
+        .start()
+    }
+
+    fn publish() -> Publish {
+        Publish {
+            event: "e".into(),
+            data: "{}".into(),
+            except: None,
+            request_id: None,
+        }
+    }
+
+    /// Regression: the supervisor ignores an idle report while a publish it sent is on its
+    /// way (`sent > seen`). The channel must report again once it has handled that publish,
+    /// or an empty actor and its index entry live on until the next join.
+    #[actix_web::test]
+    async fn a_publish_crossing_the_last_leave_is_followed_by_a_new_idle_report() {
+        let reports = IdleReports(Arc::default()).start();
+        let channel = channel("news", &reports);
+        let bounds = crate::actors::outbox::Bounds {
+            frames: 8,
+            bytes: 1024,
+        };
+        let (outbox, _body) = Outbox::new(bounds, BoxBody::new(()));
+        let join = Join {
+            socket_id: "1.1".into(),
+            outbox,
+            member: None,
+        };
+        channel.send(join).await.unwrap().unwrap();
+        channel
+            .send(Leave {
+                socket_id: "1.1".into(),
+            })
+            .await
+            .unwrap();
+        channel.send(publish()).await.unwrap();
+        assert_eq!(reports.send(Reports).await.unwrap(), [1, 2]);
     }
 }

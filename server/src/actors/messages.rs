@@ -8,11 +8,10 @@ use actix::prelude::*;
 use bytestring::ByteString;
 use shared::CloseCode;
 
-use super::channel::ChannelActor;
 use super::outbox::Outbox;
-use super::session::Session;
 use crate::apps::AppConfig;
-use crate::presence::MemberData;
+use crate::protocol::presence::MemberData;
+use crate::protocol::subscribe::Refusal;
 
 // ---- HTTP handlers / CLI → AppRegistry ------------------------------------------------------
 
@@ -50,7 +49,8 @@ pub struct DrainAll {
 #[rtype(result = "Result<(), CloseCode>")]
 pub struct Connect {
     pub socket_id: String,
-    pub session: Addr<Session>,
+    /// How the supervisor closes this session (app disabled or deleted, drain, terminate).
+    pub session: Recipient<CloseSession>,
     pub outbox: Outbox,
 }
 
@@ -63,8 +63,9 @@ pub struct Disconnect {
 
 /// Join a channel. The session has already checked the name and the signature; the
 /// channel actor writes `subscription_succeeded` (and cache/roster frames) to the outbox.
+/// The answer is where the session sends its client events for that channel.
 #[derive(Message)]
-#[rtype(result = "Result<Addr<ChannelActor>, SubscribeError>")]
+#[rtype(result = "Result<Recipient<ClientEvent>, SubscribeError>")]
 pub struct Subscribe {
     pub socket_id: String,
     pub channel: String,
@@ -238,16 +239,11 @@ pub struct CloseSession {
     pub reason: String,
 }
 
-/// The connection's outbound queue overflowed: the client reads too slowly.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SlowConsumer;
-
-/// Why a subscription was refused after the signature checked out.
+/// Why a subscription failed after the session's own checks passed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SubscribeError {
-    /// The presence channel already has its maximum of distinct users.
-    PresenceFull { max: u32 },
+    /// A limit only the supervisor or the channel can see (occupied channels, presence full).
+    Refused(Refusal),
     /// The app stopped while the subscription was on its way.
     AppStopped,
 }

@@ -2,6 +2,7 @@
 //! occupied channel), and one `Session` per WebSocket. See `ARCHITECTURE.md` for the flows.
 
 pub mod channel;
+pub mod directory;
 pub mod messages;
 pub mod outbox;
 pub mod registry;

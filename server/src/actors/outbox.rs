@@ -6,26 +6,45 @@
 //! frame into one chunk. So a delivery costs a queue push and, only when the connection was
 //! idle, one wake-up of the connection's own task; a burst leaves in one write.
 //!
-//! When the queue is full the client is too slow: the queue is dropped, the session is told,
-//! and the body ends the connection with 4100, so that one slow reader never stalls a channel.
+//! The queue is bounded twice: in frames and in bytes. Frames of a broadcast are shared
+//! (`ByteString` clones), but a slow reader on a busy channel still keeps every frame it has not
+//! read alive, so what counts is the bytes it pins. When either bound is reached the client is
+//! too slow: the queue is dropped at once (its memory freed), the session is told, and the body
+//! ends the connection with 4100, so that one slow reader never stalls a channel or holds memory.
+//!
+//! Each poll encodes at most [`CHUNK_BYTES`] (and at least one frame): a long queue leaves in
+//! several writes rather than as one buffer the size of the whole backlog.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-use actix::Addr;
+use actix::Recipient;
 use actix_codec::Encoder;
 use actix_http::ws::{CloseCode, CloseReason, Codec, Message};
 use actix_web::body::{BodySize, BoxBody, MessageBody};
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 
-use super::messages::SlowConsumer;
-use super::session::Session;
-
 /// RFC 6455: a control frame carries at most 125 bytes; a close frame's reason at most 123.
 const MAX_CLOSE_REASON: usize = 123;
+
+/// Most payload bytes encoded into one chunk: the dispatcher copies each chunk into its write
+/// buffer, so this bounds that buffer too.
+pub const CHUNK_BYTES: usize = 64 * 1024;
+
+/// The connection's outbound queue overflowed: the client reads too slowly. Outbox → session.
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+pub struct SlowConsumer;
+
+/// How much one connection may have queued before it counts as too slow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    pub frames: usize,
+    pub bytes: usize,
+}
 
 /// What goes out on the socket.
 #[derive(Debug)]
@@ -38,6 +57,8 @@ pub enum Outbound {
 
 struct State {
     queue: VecDeque<Outbound>,
+    /// Payload bytes in `queue`.
+    queued_bytes: usize,
     /// The body's waker, present while it waits for frames.
     waker: Option<Waker>,
     /// Live [`Outbox`] handles; the body ends when the last one goes.
@@ -49,7 +70,7 @@ struct State {
 
 struct Shared {
     state: Mutex<State>,
-    capacity: usize,
+    bounds: Bounds,
 }
 
 impl Shared {
@@ -62,7 +83,7 @@ impl Shared {
 /// A cloneable handle to one connection's queue.
 pub struct Outbox {
     shared: Arc<Shared>,
-    session: Option<Addr<Session>>,
+    session: Option<Recipient<SlowConsumer>>,
 }
 
 impl Outbox {
@@ -71,21 +92,26 @@ impl Outbox {
     /// `inbound` is the body actix-ws built for its own writer, which this module replaces. It is
     /// kept, never polled, because dropping it is what tells actix-ws's message stream that the
     /// connection has ended.
-    pub fn new(capacity: usize, inbound: BoxBody) -> (Self, OutboxBody) {
+    pub fn new(bounds: Bounds, inbound: BoxBody) -> (Self, OutboxBody) {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
+                queued_bytes: 0,
                 waker: None,
                 senders: 1,
                 overflowed: false,
                 gone: false,
             }),
-            capacity: capacity.max(1),
+            bounds: Bounds {
+                frames: bounds.frames.max(1),
+                bytes: bounds.bytes.max(1),
+            },
         });
         let body = OutboxBody {
             shared: shared.clone(),
             codec: Codec::new(),
             finished: false,
+            batch: Vec::new(),
             _inbound: inbound,
         };
         let outbox = Self {
@@ -96,7 +122,7 @@ impl Outbox {
     }
 
     /// Binds the session that is told when the queue overflows.
-    pub fn bind(&mut self, session: Addr<Session>) {
+    pub fn bind(&mut self, session: Recipient<SlowConsumer>) {
         self.session = Some(session);
     }
 
@@ -112,10 +138,15 @@ impl Outbox {
             if state.gone || state.overflowed {
                 return false;
             }
-            if state.queue.len() >= self.shared.capacity {
+            let len = item_len(&item);
+            let bounds = self.shared.bounds;
+            // A frame larger than the whole byte budget still goes out on an empty queue.
+            let over_bytes = !state.queue.is_empty() && state.queued_bytes + len > bounds.bytes;
+            if state.queue.len() >= bounds.frames || over_bytes {
                 state.overflowed = true;
                 // The client will never see these; free them now rather than when it reads.
                 state.queue = VecDeque::new();
+                state.queued_bytes = 0;
                 let waker = state.waker.take();
                 drop(state);
                 if let Some(waker) = waker {
@@ -127,6 +158,7 @@ impl Outbox {
                 return false;
             }
             state.queue.push_back(item);
+            state.queued_bytes += len;
             state.waker.take()
         };
         // Woken outside the lock: the body may run on another thread and take it at once.
@@ -168,6 +200,8 @@ pub struct OutboxBody {
     shared: Arc<Shared>,
     codec: Codec,
     finished: bool,
+    /// Frames taken from the queue for the chunk being encoded (kept to reuse its allocation).
+    batch: Vec<Outbound>,
     _inbound: BoxBody,
 }
 
@@ -214,6 +248,7 @@ impl MessageBody for OutboxBody {
             shared: inner,
             codec,
             finished,
+            batch,
             ..
         } = self.get_mut();
         if *finished {
@@ -245,24 +280,31 @@ impl MessageBody for OutboxBody {
             }
             return Poll::Pending;
         }
-        let mut queue = std::mem::take(&mut state.queue);
+        // Take at most a chunk's worth (at least one frame); the lock is held only for moves.
+        let mut size = 0;
+        while let Some(item) = state.queue.pop_front() {
+            size += item_len(&item);
+            batch.push(item);
+            if size >= CHUNK_BYTES {
+                break;
+            }
+        }
+        state.queued_bytes = state.queued_bytes.saturating_sub(size);
+        if state.queue.is_empty() && state.queue.capacity() > 64 {
+            // A burst grew the queue; give the memory back once it has drained.
+            state.queue = VecDeque::new();
+        }
         drop(state);
         // Frame headers are at most 10 bytes (the payloads are unmasked).
-        let size: usize = queue.iter().map(|item| item_len(item) + 10).sum();
-        let mut buf = BytesMut::with_capacity(size);
-        while let Some(item) = queue.pop_front() {
+        let mut buf = BytesMut::with_capacity(size + 10 * batch.len());
+        for item in batch.drain(..) {
             if encode(codec, item, &mut buf) {
                 *finished = true;
                 break;
             }
         }
-        // Hand the emptied queue back so that its allocation is reused, unless a burst made it big.
-        if !*finished && queue.capacity() <= 64 {
-            queue.clear();
-            let mut state = inner.lock();
-            if state.queue.is_empty() {
-                std::mem::swap(&mut state.queue, &mut queue);
-            }
+        if batch.capacity() > 64 {
+            *batch = Vec::new();
         }
         Poll::Ready(Some(Ok(buf.freeze())))
     }
@@ -281,6 +323,7 @@ impl Drop for OutboxBody {
         let mut state = self.shared.lock();
         state.gone = true;
         state.queue = VecDeque::new();
+        state.queued_bytes = 0;
         state.waker = None;
     }
 }
@@ -290,8 +333,12 @@ mod tests {
     use super::*;
     use std::future::poll_fn;
 
-    fn queue(capacity: usize) -> (Outbox, OutboxBody) {
-        Outbox::new(capacity, BoxBody::new(()))
+    fn queue(frames: usize) -> (Outbox, OutboxBody) {
+        bounded(frames, usize::MAX)
+    }
+
+    fn bounded(frames: usize, bytes: usize) -> (Outbox, OutboxBody) {
+        Outbox::new(Bounds { frames, bytes }, BoxBody::new(()))
     }
 
     async fn next(body: &mut OutboxBody) -> Option<Bytes> {
@@ -346,6 +393,47 @@ mod tests {
         let chunk = next(&mut body).await.unwrap();
         assert_eq!(&chunk[..4], &[0x88, 2 + 37, 0x10, 0x04]);
         assert!(next(&mut body).await.is_none());
+    }
+
+    #[actix_web::test]
+    async fn the_byte_bound_overflows_however_few_frames_are_queued() {
+        let (outbox, mut body) = bounded(1000, 10);
+        assert!(outbox.send("12345".into()));
+        assert!(outbox.send("67890".into()));
+        assert!(!outbox.send("x".into()), "11 bytes is over the bound of 10");
+        let chunk = next(&mut body).await.unwrap();
+        assert_eq!(&chunk[..4], &[0x88, 2 + 37, 0x10, 0x04], "closed with 4100");
+        assert!(next(&mut body).await.is_none());
+        assert_eq!(outbox.shared.lock().queued_bytes, 0, "the queue was freed");
+    }
+
+    #[actix_web::test]
+    async fn a_frame_larger_than_the_byte_bound_still_goes_out_alone() {
+        let (outbox, mut body) = bounded(8, 4);
+        assert!(outbox.send("too big".into()));
+        assert_eq!(next(&mut body).await.unwrap(), text_frame("too big"));
+    }
+
+    #[actix_web::test]
+    async fn each_poll_encodes_at_most_a_chunk() {
+        let (outbox, mut body) = queue(2000);
+        let frame = "x".repeat(100);
+        let frames = 2 * CHUNK_BYTES / 100 + 5;
+        for _ in 0..frames {
+            assert!(outbox.send(frame.clone().into()));
+        }
+        let mut total = 0;
+        let mut chunks = 0;
+        while total < frames * (frame.len() + 2) {
+            let chunk = next(&mut body).await.unwrap();
+            // A chunk's payload passes the bound by less than one frame; headers are 2 bytes.
+            let most = (CHUNK_BYTES + frame.len()) * (frame.len() + 2) / frame.len();
+            assert!(chunk.len() <= most, "{}", chunk.len());
+            total += chunk.len();
+            chunks += 1;
+        }
+        assert_eq!(chunks, 3);
+        assert_eq!(outbox.shared.lock().queued_bytes, 0);
     }
 
     #[actix_web::test]

@@ -1,93 +1,44 @@
-//! The app registry: starts, reconfigures and stops one supervisor per app, and keeps the
-//! directory that HTTP handlers use to find an app by key or id.
+//! The app registry: starts, reconfigures and stops one supervisor per app, spreads the
+//! supervisors over the node's app threads, and keeps the [`Directory`] up to date.
 //!
-//! The directory changes only when apps are added, re-keyed or removed; reads (every new
-//! connection and REST call) take a shared read lock and clone one `AppHandle`.
+//! Each supervisor, with every channel actor it starts, lives on one of several arbiters (one
+//! per core by default), so fan-out for different apps runs on different cores and one busy
+//! app cannot stall the others. Apps are dealt out in turn as they start.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use actix::prelude::*;
 use arc_swap::ArcSwap;
 
+use super::directory::{AppHandle, ChannelIndex, Directory};
 use super::messages::{ConfigChanged, DrainAll, StartApp, StopApp, StopSupervisor, UpdateApp};
-use super::supervisor::{AppSupervisor, ChannelIndex};
+use super::supervisor::AppSupervisor;
 use crate::apps::SharedConfig;
-use crate::console::DebugFeed;
-use crate::metrics::{AppMetrics, Metrics};
-
-/// What a handler needs to reach one app.
-#[derive(Clone)]
-pub struct AppHandle {
-    pub config: SharedConfig,
-    pub supervisor: Addr<AppSupervisor>,
-    pub metrics: AppMetrics,
-    /// The app's debug console feed.
-    pub debug: DebugFeed,
-    /// The app's channels that have an actor on this node.
-    pub channels: ChannelIndex,
-}
-
-/// Node-wide state.
-#[derive(Default)]
-pub struct NodeState {
-    /// Open WebSocket connections on this node, across apps.
-    pub connections: AtomicUsize,
-    /// Set when a shutdown starts: readiness turns false and new connections are refused.
-    pub draining: AtomicBool,
-    pub metrics: Metrics,
-}
-
-#[derive(Default)]
-struct Maps {
-    by_key: HashMap<String, AppHandle>,
-    by_id: HashMap<String, AppHandle>,
-}
-
-/// App lookup by key (WebSocket) or id (REST), shared with the HTTP handlers.
-#[derive(Clone, Default)]
-pub struct Directory(Arc<RwLock<Maps>>);
-
-impl Directory {
-    pub fn by_key(&self, key: &str) -> Option<AppHandle> {
-        self.0
-            .read()
-            .expect("directory lock")
-            .by_key
-            .get(key)
-            .cloned()
-    }
-
-    pub fn by_id(&self, id: &str) -> Option<AppHandle> {
-        self.0
-            .read()
-            .expect("directory lock")
-            .by_id
-            .get(id)
-            .cloned()
-    }
-
-    /// Every app handle, in no particular order.
-    pub fn all(&self) -> Vec<AppHandle> {
-        self.0
-            .read()
-            .expect("directory lock")
-            .by_id
-            .values()
-            .cloned()
-            .collect()
-    }
-}
+use crate::events::AppEvents;
+use crate::node::NodeState;
 
 pub struct AppRegistry {
     directory: Directory,
     node: Arc<NodeState>,
+    /// Where supervisors run; empty means the registry's own arbiter.
+    arbiters: Vec<ArbiterHandle>,
+    next: usize,
 }
 
 impl AppRegistry {
-    pub fn new(directory: Directory, node: Arc<NodeState>) -> Self {
-        Self { directory, node }
+    pub fn new(directory: Directory, node: Arc<NodeState>, arbiters: Vec<ArbiterHandle>) -> Self {
+        Self {
+            directory,
+            node,
+            arbiters,
+            next: 0,
+        }
+    }
+
+    fn next_arbiter(&mut self) -> Option<ArbiterHandle> {
+        let arbiter = self.arbiters.get(self.next % self.arbiters.len().max(1))?;
+        self.next = self.next.wrapping_add(1);
+        Some(arbiter.clone())
     }
 }
 
@@ -100,30 +51,31 @@ impl Handler<StartApp> for AppRegistry {
 
     fn handle(&mut self, msg: StartApp, _: &mut Context<Self>) {
         let app = msg.0;
-        let mut maps = self.directory.0.write().expect("directory lock");
-        if maps.by_id.contains_key(&app.id) {
+        if self.directory.contains_id(&app.id) {
             return;
         }
         let config: SharedConfig = Arc::new(ArcSwap::from_pointee(app.clone()));
         let metrics = self.node.metrics.for_app(&app.id);
-        let debug = DebugFeed::default();
+        let events = AppEvents::default();
         let channels = ChannelIndex::default();
         let supervisor = AppSupervisor::new(
             config.clone(),
             metrics.clone(),
-            debug.clone(),
+            events.clone(),
             channels.clone(),
-        )
-        .start();
+        );
+        let supervisor = match self.next_arbiter() {
+            Some(arbiter) => AppSupervisor::start_in_arbiter(&arbiter, move |_| supervisor),
+            None => supervisor.start(),
+        };
         let handle = AppHandle {
             config,
             supervisor,
             metrics,
-            debug,
+            events,
             channels,
         };
-        maps.by_key.insert(app.key.clone(), handle.clone());
-        maps.by_id.insert(app.id, handle);
+        self.directory.insert(&app.id, &app.key, handle);
     }
 }
 
@@ -132,14 +84,12 @@ impl Handler<UpdateApp> for AppRegistry {
 
     fn handle(&mut self, msg: UpdateApp, _: &mut Context<Self>) -> bool {
         let app = msg.0;
-        let mut maps = self.directory.0.write().expect("directory lock");
-        let Some(handle) = maps.by_id.get(&app.id).cloned() else {
+        let Some(handle) = self.directory.by_id(&app.id) else {
             return false;
         };
         let old_key = handle.config.load().key.clone();
         if old_key != app.key {
-            maps.by_key.remove(&old_key);
-            maps.by_key.insert(app.key.clone(), handle.clone());
+            self.directory.rekey(&old_key, &app.key);
         }
         handle.config.store(Arc::new(app));
         handle.supervisor.do_send(ConfigChanged);
@@ -151,11 +101,9 @@ impl Handler<StopApp> for AppRegistry {
     type Result = bool;
 
     fn handle(&mut self, msg: StopApp, _: &mut Context<Self>) -> bool {
-        let mut maps = self.directory.0.write().expect("directory lock");
-        let Some(handle) = maps.by_id.remove(&msg.id) else {
+        let Some(handle) = self.directory.remove(&msg.id) else {
             return false;
         };
-        maps.by_key.remove(&handle.config.load().key);
         handle.supervisor.do_send(StopSupervisor {
             code: msg.code,
             reason: msg.reason,

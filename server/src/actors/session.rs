@@ -1,5 +1,7 @@
-//! One WebSocket connection: parses client frames, enforces the protocol's rules (signatures,
-//! channel names, client-event limits, liveness) and talks to its app's supervisor.
+//! One WebSocket connection: reads client frames, asks the protocol rules (`crate::protocol`)
+//! what each one means, and routes the outcome to its app's supervisor, its channels or its
+//! outbox. Liveness (pings, pong timeout) and the "authorized connections" timer live here too,
+//! because they are this connection's own timers.
 //!
 //! Frames for the client go through the connection's [`Outbox`]; channel actors write there
 //! directly, so a broadcast never passes through this actor.
@@ -12,26 +14,22 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use actix_ws::{AggregatedMessage, ProtocolError};
 use bytestring::ByteString;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
-use shared::admin::DebugKind;
-use shared::frames::{self, ClientFrame, SigninData, SubscribeData, UnsubscribeData};
-use shared::{ChannelKind, ChannelName, CloseCode};
+use shared::frames::{self, ClientFrame, SigninData, SubscribeData};
+use shared::CloseCode;
 
-use super::channel::ChannelActor;
+use super::directory::AppHandle;
 use super::messages::{
-    ClientEvent, CloseSession, Connect, Disconnect, SignedIn, SlowConsumer, Subscribe,
-    SubscribeError, Unsubscribe,
+    ClientEvent, CloseSession, Connect, Disconnect, SignedIn, Subscribe, SubscribeError,
+    Unsubscribe,
 };
-use super::outbox::{Outbound, Outbox};
-use super::registry::{AppHandle, NodeState};
-use crate::auth;
+use super::outbox::{Outbound, Outbox, SlowConsumer};
+use crate::events::{AppEvent, Kind, Limit};
 use crate::metrics::{Received, Rejected};
-use crate::presence::{self, MemberData};
-use crate::rate_limit::TokenBucket;
-
-/// Most user ids a watchlist may hold; more are dropped with a 4302 error.
-const MAX_WATCHLIST: usize = 100;
+use crate::node::NodeState;
+use crate::protocol::rate_limit::TokenBucket;
+use crate::protocol::subscribe::{self, Grant, Refusal};
+use crate::protocol::{client_event, signin};
 
 /// Liveness timings, from the server settings.
 #[derive(Debug, Clone, Copy)]
@@ -49,8 +47,9 @@ impl Heartbeat {
 }
 
 struct Subscription {
-    /// `None` for the user channel, which is served by the supervisor, not a channel actor.
-    channel: Option<Addr<ChannelActor>>,
+    /// Where client events for the channel go; `None` for the user channel, which is served
+    /// by the supervisor, not a channel actor.
+    channel: Option<Recipient<ClientEvent>>,
     /// The presence user id this socket joined as.
     presence_user: Option<String>,
 }
@@ -110,7 +109,7 @@ impl Session {
     /// Starts the actor reading `stream`.
     pub fn start_with(mut self, stream: actix_ws::AggregatedMessageStream) -> Addr<Self> {
         Session::create(move |ctx| {
-            self.outbox.bind(ctx.address());
+            self.outbox.bind(ctx.address().recipient());
             ctx.add_stream(stream);
             self
         })
@@ -124,29 +123,49 @@ impl Session {
         self.outbox.send(frame);
     }
 
+    /// Sends `pusher:error` (and tells the event stream).
     fn error(&self, code: Option<CloseCode>, message: &str) {
-        self.app.debug.emit(DebugKind::Error, |e| {
-            e.socket_id = Some(self.socket_id.clone());
-            e.code = code.map(CloseCode::code);
-            e.message = Some(message.to_owned());
+        self.app.events.emit(Kind::Error, || AppEvent::Error {
+            socket_id: self.socket_id.clone(),
+            channel: None,
+            code: code.map(CloseCode::code),
+            message: message.to_owned(),
         });
         self.send(frames::error(code, message));
     }
 
-    fn auth_refused(&self, channel: &str, error: &str) {
-        self.node.metrics.rejected(Rejected::SubscriptionAuth);
-        self.subscription_error(channel, "AuthError", error, 401);
-    }
-
-    fn subscription_error(&self, channel: &str, kind: &str, error: &str, status: u16) {
-        tracing::debug!(socket_id = %self.socket_id, channel, kind, error, "subscription refused");
-        self.app.debug.emit(DebugKind::Error, |e| {
-            e.socket_id = Some(self.socket_id.clone());
-            e.channel = Some(channel.to_owned());
-            e.code = Some(status);
-            e.message = Some(format!("Subscription refused ({kind}): {error}"));
+    /// Sends `pusher:subscription_error` for a refused subscription (or `pusher:error` for a
+    /// duplicate, which leaves the existing subscription in place).
+    fn refuse(&self, channel: &str, refusal: &Refusal) {
+        let message = refusal.message(channel);
+        if *refusal == Refusal::Duplicate {
+            self.error(None, &message);
+            return;
+        }
+        match refusal {
+            Refusal::BadSignature(_) => self.node.metrics.rejected(Rejected::SubscriptionAuth),
+            Refusal::TooManyChannels { .. } | Refusal::AppChannelsFull { .. } => {
+                self.node.metrics.rejected(Rejected::SubscriptionLimit);
+            }
+            _ => {}
+        }
+        if let Refusal::TooManyChannels { .. } = refusal {
+            self.app
+                .events
+                .emit(Kind::RateLimited, || AppEvent::RateLimited {
+                    socket_id: Some(self.socket_id.clone()),
+                    limit: Limit::ChannelsPerConnection,
+                });
+        }
+        let (kind, status) = (refusal.kind(), refusal.status());
+        tracing::debug!(socket_id = %self.socket_id, channel = ?channel, kind, status, "subscription refused");
+        self.app.events.emit(Kind::Error, || AppEvent::Error {
+            socket_id: self.socket_id.clone(),
+            channel: Some(channel.to_owned()),
+            code: Some(status),
+            message: format!("Subscription refused ({kind}): {message}"),
         });
-        self.send(frames::subscription_error(channel, kind, error, status));
+        self.send(frames::subscription_error(channel, kind, &message, status));
     }
 
     /// Sends `pusher:error` with the code, closes the WebSocket with it and stops.
@@ -154,170 +173,79 @@ impl Session {
         if self.closing {
             return;
         }
-        self.closing = true;
-        self.close_code = Some(code.code());
         tracing::info!(
             app_id = %self.app.config.load().id, socket_id = %self.socket_id,
             code = code.code(), reason, "closing connection"
         );
         self.error(Some(code), reason);
-        self.outbox
-            .push(Outbound::Close(code.code(), reason.to_owned()));
+        self.close_with(code.code(), reason, ctx);
+    }
+
+    /// Sends a close frame with `code` and stops; nothing is read or sent after it.
+    fn close_with(&mut self, code: u16, reason: &str, ctx: &mut Context<Self>) {
+        self.closing = true;
+        self.close_code = Some(code);
+        self.outbox.push(Outbound::Close(code, reason.to_owned()));
         ctx.stop();
     }
 
     fn handle_text(&mut self, text: &str, ctx: &mut Context<Self>) {
-        let Ok(frame) = serde_json::from_str::<ClientFrame>(text) else {
-            self.app.metrics.received(Received::Other, text.len());
-            self.error(
-                None,
-                "Invalid message format: expected a JSON object with an event",
-            );
-            return;
-        };
-        let kind = match frame.event.as_str() {
-            "pusher:ping" => Received::Ping,
-            "pusher:subscribe" => Received::Subscribe,
-            "pusher:unsubscribe" => Received::Unsubscribe,
-            "pusher:signin" => Received::Signin,
-            event if event.starts_with("client-") => Received::ClientEvent,
+        let frame = ClientFrame::parse(text);
+        let kind = match &frame {
+            Ok(ClientFrame::Ping) => Received::Ping,
+            Ok(ClientFrame::Subscribe(_)) => Received::Subscribe,
+            Ok(ClientFrame::Unsubscribe(_)) => Received::Unsubscribe,
+            Ok(ClientFrame::Signin(_)) => Received::Signin,
+            Ok(ClientFrame::ClientEvent { .. }) => Received::ClientEvent,
             _ => Received::Other,
         };
         self.app.metrics.received(kind, text.len());
-        match frame.event.as_str() {
-            "pusher:ping" => self.send(frames::pong()),
-            "pusher:pong" => {}
-            "pusher:subscribe" => match data_of::<SubscribeData>(frame.data) {
-                Some(data) => self.subscribe(data, ctx),
-                None => self.error(None, "pusher:subscribe needs data with a channel"),
-            },
-            "pusher:unsubscribe" => match data_of::<UnsubscribeData>(frame.data) {
-                Some(data) => self.unsubscribe(&data.channel),
-                None => self.error(None, "pusher:unsubscribe needs data with a channel"),
-            },
-            "pusher:signin" => match data_of::<SigninData>(frame.data) {
-                Some(data) => self.signin(data),
-                None => self.error(
-                    Some(CloseCode::Unauthorized),
-                    "pusher:signin needs data with auth and user_data",
-                ),
-            },
-            event if event.starts_with("client-") => {
-                self.client_event(frame.event.clone(), frame.channel, &frame.data);
+        match frame {
+            Ok(ClientFrame::Ping) => self.send(frames::pong()),
+            Ok(ClientFrame::Pong) => {}
+            Ok(ClientFrame::Subscribe(data)) => self.subscribe(data, ctx),
+            Ok(ClientFrame::Unsubscribe(data)) => self.unsubscribe(&data.channel),
+            Ok(ClientFrame::Signin(data)) => self.signin(&data),
+            Ok(ClientFrame::ClientEvent {
+                event,
+                channel,
+                data,
+            }) => self.client_event(&event, channel.as_deref(), &data),
+            Ok(ClientFrame::OtherPusher(event)) => {
+                tracing::debug!(socket_id = %self.socket_id, event = ?event, "ignored unknown pusher event");
             }
-            event if event.starts_with("pusher:") || event.starts_with("pusher_internal:") => {
-                tracing::debug!(socket_id = %self.socket_id, event, "ignored unknown pusher event");
-            }
-            event => {
-                let message =
-                    format!("Unsupported event {event:?}: client events must start with client-");
-                self.error(None, &message);
-            }
+            Err(e) => self.error(e.code(), &e.message()),
         }
     }
 
     fn subscribe(&mut self, data: SubscribeData, ctx: &mut Context<Self>) {
         let config = self.app.config.load_full();
-        let limits = &config.limits;
-        let channel = data.channel.as_str();
-        let name = match ChannelName::parse(channel, limits.max_channel_name_length as usize) {
-            Ok(name) => name,
-            Err(e) => {
-                self.subscription_error(channel, "InvalidChannel", &e.to_string(), 4009);
+        let request = subscribe::Request {
+            socket_id: &self.socket_id,
+            config: &config,
+            now_unix: crate::db::now_unix(),
+            signed_in: self.user.as_ref().map(|u| (u.id.as_str(), &u.info)),
+            subscribed: self.subscriptions.len(),
+            duplicate: self.subscriptions.contains_key(&data.channel),
+        };
+        let member = match subscribe::authorize(&request, &data) {
+            Ok(Grant::UserChannel) => {
+                self.send(frames::subscription_succeeded(&data.channel));
+                self.subscribed(data.channel, None, None);
                 return;
             }
-        };
-        if self.subscriptions.contains_key(channel) {
-            self.error(None, &format!("Existing subscription to channel {channel}"));
-            return;
-        }
-        let auth = data.auth.as_deref().unwrap_or_default();
-        let secrets = config.signing_secrets(crate::db::now_unix());
-        let verify = |message: String| -> Result<(), String> {
-            auth::verify_token(&config.key, &secrets, &message, auth).map_err(|e| match e {
-                auth::TokenError::WrongKey => {
-                    format!("Invalid key in subscription auth data: '{auth}'")
+            Ok(Grant::Join { member, authorizes }) => {
+                if authorizes {
+                    self.authorized = true;
                 }
-                _ => format!(
-                    "Invalid signature: Expected HMAC SHA256 hex digest of {message}, but got {auth}"
-                ),
-            })
-        };
-        let member = match name.kind {
-            ChannelKind::Public => None,
-            ChannelKind::User => {
-                if self.user.as_ref().map(|u| u.id.as_str()) == name.user_id() {
-                    self.send(frames::subscription_succeeded(channel));
-                    self.subscribed_debug(channel);
-                    let sub = Subscription {
-                        channel: None,
-                        presence_user: None,
-                    };
-                    self.subscriptions.insert(data.channel, sub);
-                } else {
-                    self.subscription_error(
-                        channel,
-                        "AuthError",
-                        "Only the connection signed in as this user may subscribe to its channel",
-                        403,
-                    );
-                }
+                member
+            }
+            Err(refusal) => {
+                self.refuse(&data.channel, &refusal);
                 return;
-            }
-            ChannelKind::Private | ChannelKind::PrivateEncrypted => {
-                if let Err(e) = verify(auth::channel_string(&self.socket_id, channel)) {
-                    self.auth_refused(channel, &e);
-                    return;
-                }
-                None
-            }
-            ChannelKind::Presence => {
-                let member = if let Some(channel_data) = data.channel_data.as_deref() {
-                    let signed = auth::presence_string(&self.socket_id, channel, channel_data);
-                    if let Err(e) = verify(signed) {
-                        self.auth_refused(channel, &e);
-                        return;
-                    }
-                    match presence::parse_member(
-                        channel_data,
-                        limits.max_user_id_length as usize,
-                        limits.max_presence_member_size_bytes as usize,
-                    ) {
-                        Ok(member) => member,
-                        Err(e @ presence::MemberDataError::UserInfoTooLarge(_)) => {
-                            self.subscription_error(channel, "LimitReached", &e.to_string(), 4301);
-                            return;
-                        }
-                        Err(e) => {
-                            self.subscription_error(channel, "AuthError", &e.to_string(), 400);
-                            return;
-                        }
-                    }
-                } else if let Some(user) = &self.user {
-                    // No channel_data: the app authorises the signed-in user (§2.6), and the
-                    // signature covers `socket_id:channel` only.
-                    if let Err(e) = verify(auth::channel_string(&self.socket_id, channel)) {
-                        self.auth_refused(channel, &e);
-                        return;
-                    }
-                    MemberData {
-                        user_id: user.id.clone(),
-                        user_info: user.info.clone(),
-                    }
-                } else {
-                    self.subscription_error(
-                        channel,
-                        "AuthError",
-                        "Presence subscription without channel_data requires a signed-in user",
-                        401,
-                    );
-                    return;
-                };
-                Some(member)
             }
         };
         let presence_user = member.as_ref().map(|m| m.user_id.clone());
-        let requires_auth = name.requires_auth();
         let request = Subscribe {
             socket_id: self.socket_id.clone(),
             channel: data.channel.clone(),
@@ -332,37 +260,34 @@ impl Session {
             .send(request)
             .into_actor(self)
             .map(move |result, act, _| match result {
-                Ok(Ok(addr)) => {
-                    if requires_auth {
-                        act.authorized = true;
-                    }
-                    tracing::debug!(socket_id = %act.socket_id, channel = %channel, "subscribed");
-                    act.subscribed_debug(&channel);
-                    let sub = Subscription {
-                        channel: Some(addr),
-                        presence_user,
-                    };
-                    act.subscriptions.insert(channel, sub);
-                }
-                Ok(Err(SubscribeError::PresenceFull { .. })) => {
+                Ok(Ok(recipient)) => act.subscribed(channel, Some(recipient), presence_user),
+                Ok(Err(SubscribeError::Refused(refusal))) => {
                     act.leave(&channel);
-                    act.subscription_error(
-                        &channel,
-                        "LimitReached",
-                        "The maximum members per presence channel limit was reached",
-                        4100,
-                    );
+                    act.refuse(&channel, &refusal);
                 }
                 Ok(Err(SubscribeError::AppStopped)) | Err(_) => act.leave(&channel),
             })
             .wait(ctx);
     }
 
-    fn subscribed_debug(&self, channel: &str) {
-        self.app.debug.emit(DebugKind::Subscribed, |e| {
-            e.socket_id = Some(self.socket_id.clone());
-            e.channel = Some(channel.to_owned());
-        });
+    fn subscribed(
+        &mut self,
+        channel: String,
+        recipient: Option<Recipient<ClientEvent>>,
+        presence_user: Option<String>,
+    ) {
+        tracing::debug!(socket_id = %self.socket_id, channel = ?channel, "subscribed");
+        self.app
+            .events
+            .emit(Kind::Subscribed, || AppEvent::Subscribed {
+                socket_id: self.socket_id.clone(),
+                channel: channel.clone(),
+            });
+        let sub = Subscription {
+            channel: recipient,
+            presence_user,
+        };
+        self.subscriptions.insert(channel, sub);
     }
 
     /// Tells the supervisor this socket left the channel.
@@ -374,158 +299,107 @@ impl Session {
     }
 
     fn unsubscribe(&mut self, channel: &str) {
-        let sub = self.subscriptions.remove(channel);
-        if sub.is_some() {
-            self.app.debug.emit(DebugKind::Unsubscribed, |e| {
-                e.socket_id = Some(self.socket_id.clone());
-                e.channel = Some(channel.to_owned());
-            });
-        }
-        match sub {
-            Some(sub) if sub.channel.is_some() => self.leave(channel),
-            Some(_) => {}
-            None => self.error(
+        let Some(sub) = self.subscriptions.remove(channel) else {
+            self.error(
                 None,
                 &format!(
                     "No current subscription to channel {channel}, or subscription in progress"
                 ),
-            ),
+            );
+            return;
+        };
+        self.app
+            .events
+            .emit(Kind::Unsubscribed, || AppEvent::Unsubscribed {
+                socket_id: self.socket_id.clone(),
+                channel: channel.to_owned(),
+            });
+        if sub.channel.is_some() {
+            self.leave(channel);
         }
     }
 
-    fn client_event(&mut self, event: String, channel: Option<String>, data: &Value) {
+    fn client_event(&mut self, event: &str, channel: Option<&str>, data: &Value) {
         let config = self.app.config.load();
-        let Some(channel) = channel else {
-            self.error(None, "Client events must name a channel");
+        let subscriptions = &self.subscriptions;
+        let checked = client_event::check(
+            &config,
+            event,
+            channel,
+            data,
+            |name| subscriptions.get(name).is_some_and(|s| s.channel.is_some()),
+            &mut self.client_events,
+            Instant::now(),
+        );
+        let accepted = match checked {
+            Ok(accepted) => accepted,
+            Err(refusal) => {
+                if refusal == client_event::Refusal::RateLimited {
+                    self.node.metrics.rejected(Rejected::ClientEventRateLimit);
+                    self.app
+                        .events
+                        .emit(Kind::RateLimited, || AppEvent::RateLimited {
+                            socket_id: Some(self.socket_id.clone()),
+                            limit: Limit::ClientEventsPerSecond,
+                        });
+                }
+                self.error(refusal.code(), &refusal.message());
+                return;
+            }
+        };
+        let Some(sub) = self.subscriptions.get(accepted.channel) else {
             return;
         };
-        if !config.client_events {
-            self.error(
-                None,
-                "To send client events, you must enable this feature in the Settings page of your dashboard.",
-            );
-            return;
-        }
-        if !ChannelName::classify(&channel).allows_client_events() {
-            self.error(
-                None,
-                "Client events can only be sent on private and presence channels",
-            );
-            return;
-        }
-        let Some((addr, user_id)) = self.subscriptions.get(&channel).and_then(|s| {
-            s.channel
-                .clone()
-                .map(|addr| (addr, s.presence_user.clone()))
-        }) else {
-            let message = format!(
-                "Cannot broadcast client event (connection not subscribed to channel {channel})"
-            );
-            self.error(None, &message);
+        let Some(recipient) = sub.channel.clone() else {
             return;
         };
-        let limits = &config.limits;
-        if event.len() > limits.max_event_name_length as usize {
-            let message = format!(
-                "Event name is too long. Maximum allowed size is {}.",
-                limits.max_event_name_length
-            );
-            self.error(Some(CloseCode::ClientEventRejected), &message);
-            return;
-        }
-        let data = frames::data_as_string(data);
-        if data.len() > limits.max_event_payload_bytes as usize {
-            let message = format!(
-                "Client event data is larger than the allowed {} bytes",
-                limits.max_event_payload_bytes
-            );
-            self.error(Some(CloseCode::ClientEventRejected), &message);
-            return;
-        }
-        if !self
-            .client_events
-            .try_take(limits.max_client_events_per_second, Instant::now())
-        {
-            self.node.metrics.rejected(Rejected::ClientEventRateLimit);
-            self.error(
-                Some(CloseCode::ClientEventRejected),
-                "Client event rejected due to rate limit",
-            );
-            return;
-        }
-        self.app.debug.emit(DebugKind::ClientEvent, |e| {
-            e.socket_id = Some(self.socket_id.clone());
-            e.channel = Some(channel.clone());
-            e.event = Some(event.clone());
-            e.data = Some(data.clone());
-        });
-        let frame = frames::channel_event(&event, &channel, &data, user_id.as_deref()).into();
-        addr.do_send(ClientEvent {
+        let user_id = sub.presence_user.as_deref();
+        let frame = frames::channel_event(event, accepted.channel, &accepted.data, user_id).into();
+        self.app
+            .events
+            .emit(Kind::ClientEvent, || AppEvent::ClientEvent {
+                socket_id: self.socket_id.clone(),
+                channel: accepted.channel.to_owned(),
+                event: event.to_owned(),
+                data: accepted.data.clone(),
+                user_id: user_id.map(str::to_owned),
+            });
+        recipient.do_send(ClientEvent {
             from: self.socket_id.clone(),
             frame,
         });
     }
 
-    fn signin(&mut self, data: SigninData) {
+    fn signin(&mut self, data: &SigninData) {
         let config = self.app.config.load();
-        let signed = auth::signin_string(&self.socket_id, &data.user_data);
-        let secrets = config.signing_secrets(crate::db::now_unix());
-        if auth::verify_token(&config.key, &secrets, &signed, &data.auth).is_err() {
-            tracing::info!(socket_id = %self.socket_id, "sign-in refused: bad signature");
-            self.error(
-                Some(CloseCode::Unauthorized),
-                "Invalid signature for pusher:signin",
-            );
-            return;
-        }
-        let user_data: Value = serde_json::from_str(&data.user_data).unwrap_or(Value::Null);
-        let id = match user_data.get("id") {
-            Some(Value::String(id)) if !id.is_empty() => id.clone(),
-            _ => {
-                self.error(
-                    Some(CloseCode::Unauthorized),
-                    "The returned user data must contain the \"id\" field.",
-                );
+        let current = self.user.as_ref().map(|u| u.id.as_str());
+        let outcome = signin::verify(
+            &self.socket_id,
+            data,
+            &config,
+            crate::db::now_unix(),
+            current,
+        );
+        let signin = match outcome {
+            Ok(signin::Outcome::Again) => {
+                self.send(frames::signin_success(&data.user_data));
+                return;
+            }
+            Ok(signin::Outcome::SignedIn(signin)) => signin,
+            Err(e) => {
+                tracing::info!(socket_id = %self.socket_id, reason = e.message(), "sign-in refused");
+                self.error(Some(CloseCode::Unauthorized), e.message());
                 return;
             }
         };
-        if let Some(current) = &self.user {
-            if current.id != id {
-                self.error(
-                    Some(CloseCode::Unauthorized),
-                    "The connection is already signed in as another user",
-                );
-                return;
-            }
-            self.send(frames::signin_success(&data.user_data));
-            return;
-        }
-        let mut watchlist: Vec<String> = user_data
-            .get("watchlist")
-            .and_then(Value::as_array)
-            .map(|ids| {
-                ids.iter()
-                    .filter_map(|v| match v {
-                        Value::String(s) => Some(s.clone()),
-                        Value::Number(n) => Some(n.to_string()),
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let info = user_data
-            .get("user_info")
-            .cloned()
-            .unwrap_or_else(|| Value::Object(serde_json::Map::new()));
         self.user = Some(SignedInUser {
-            id: id.clone(),
-            info,
+            id: signin.user_id.clone(),
+            info: signin.user_info,
         });
         self.authorized = true;
-        tracing::info!(app_id = %config.id, socket_id = %self.socket_id, user_id = %id, "signed in");
+        tracing::info!(app_id = %config.id, socket_id = %self.socket_id, user_id = ?signin.user_id, "signed in");
         self.send(frames::signin_success(&data.user_data));
-        if watchlist.len() > MAX_WATCHLIST {
-            watchlist.truncate(MAX_WATCHLIST);
+        if signin.watchlist_truncated {
             self.error(
                 Some(CloseCode::WatchlistTooLong),
                 "The watchlist holds more than 100 user ids; only the first 100 are watched",
@@ -533,8 +407,8 @@ impl Session {
         }
         self.app.supervisor.do_send(SignedIn {
             socket_id: self.socket_id.clone(),
-            user_id: id,
-            watchlist,
+            user_id: signin.user_id,
+            watchlist: signin.watchlist,
         });
     }
 
@@ -548,9 +422,11 @@ impl Session {
             self.heartbeat.activity.as_secs(),
         ));
         tracing::info!(app_id = %config.id, socket_id = %self.socket_id, "connection opened");
-        self.app.debug.emit(DebugKind::Connection, |e| {
-            e.socket_id = Some(self.socket_id.clone());
-        });
+        self.app
+            .events
+            .emit(Kind::ConnectionOpened, || AppEvent::ConnectionOpened {
+                socket_id: self.socket_id.clone(),
+            });
         ctx.run_interval(self.heartbeat.tick(), Self::check_liveness);
         if config.require_user_auth {
             let timeout = Duration::from_secs(u64::from(config.user_auth_timeout_secs));
@@ -586,13 +462,42 @@ impl Session {
         self.last_seen = Instant::now();
         self.ping_sent = None;
     }
+
+    /// The client's close frame: echo a valid code (RFC 6455 §5.5.1), answer an invalid one
+    /// with 1002, and stop.
+    fn closed_by_client(&mut self, code: Option<u16>, ctx: &mut Context<Self>) {
+        let (echo, reason) = close_reply(code);
+        self.close_with(echo, reason, ctx);
+        // What the client said, for the log and metrics (labels are bounded there).
+        self.close_code = Some(code.unwrap_or(1005));
+    }
 }
 
-/// `data` of a client frame: an object, or a string holding one (some clients send that).
-fn data_of<T: DeserializeOwned>(data: Value) -> Option<T> {
-    match data {
-        Value::String(s) => serde_json::from_str(&s).ok(),
-        other => serde_json::from_value(other).ok(),
+/// The reply to a client's close frame: its own code when valid (1000 when it gave none), or
+/// 1002 for a code no endpoint may send.
+fn close_reply(code: Option<u16>) -> (u16, &'static str) {
+    match code {
+        None => (1000, ""),
+        Some(code) if shared::codes::is_valid_close_code(code) => (code, ""),
+        Some(_) => (1002, "Invalid close code"),
+    }
+}
+
+/// How the server closes after a WebSocket-level error in what the client sent: the RFC 6455
+/// code and reason, or `None` when the connection itself failed (nothing can be sent).
+fn protocol_error_close(error: &ProtocolError) -> Option<(u16, &'static str)> {
+    match error {
+        ProtocolError::Overflow => Some((1009, "Message too large")),
+        ProtocolError::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            Some((1007, "Invalid UTF-8 in a text message"))
+        }
+        // actix-ws reports a too long fragmented message as an `Other` I/O error with this text.
+        ProtocolError::Io(e) if e.to_string().contains("maximum continuation size") => {
+            Some((1009, "Message too large"))
+        }
+        // Any other I/O error is the socket failing (payload errors): nobody to tell.
+        ProtocolError::Io(_) => None,
+        _ => Some((1002, "Protocol error")),
     }
 }
 
@@ -610,7 +515,7 @@ impl Actor for Session {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let connect = Connect {
             socket_id: self.socket_id.clone(),
-            session: ctx.address(),
+            session: ctx.address().recipient(),
             outbox: self.outbox.clone(),
         };
         // Nothing from the client is handled until the app has accepted the connection.
@@ -634,13 +539,12 @@ impl Actor for Session {
             });
             self.app.metrics.connections.dec();
             self.app.metrics.closed(self.close_code);
-            self.app.debug.emit(DebugKind::Disconnection, |e| {
-                e.socket_id = Some(self.socket_id.clone());
-                e.code = self.close_code;
-                e.message = self
-                    .close_code
-                    .map(|code| shared::codes::close_code_meaning(code).to_owned());
-            });
+            self.app
+                .events
+                .emit(Kind::ConnectionClosed, || AppEvent::ConnectionClosed {
+                    socket_id: self.socket_id.clone(),
+                    code: self.close_code,
+                });
             tracing::info!(
                 app_id = %self.app.config.load().id, socket_id = %self.socket_id,
                 code = self.close_code, "connection closed"
@@ -675,26 +579,19 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for Session {
             }
             Ok(AggregatedMessage::Pong(_)) => self.seen(),
             Ok(AggregatedMessage::Close(reason)) => {
-                let code = reason.map_or(1005, |r| u16::from(r.code));
-                self.close_code = Some(code);
-                self.closing = true;
-                // RFC 6455: answer a close frame with one (1005 means "none given": reply 1000).
-                let echo = if code == 1005 { 1000 } else { code };
-                self.outbox.push(Outbound::Close(echo, String::new()));
-                ctx.stop();
+                self.closed_by_client(reason.map(|r| u16::from(r.code)), ctx);
             }
-            Err(ProtocolError::Overflow) => {
-                self.closing = true;
-                self.close_code = Some(1009);
-                self.error(None, "Message too large");
-                self.outbox
-                    .push(Outbound::Close(1009, "Message too large".into()));
-                ctx.stop();
-            }
-            Err(e) => {
-                tracing::debug!(socket_id = %self.socket_id, error = %e, "WebSocket protocol error");
-                ctx.stop();
-            }
+            Err(e) => match protocol_error_close(&e) {
+                Some((code, reason)) => {
+                    tracing::debug!(socket_id = %self.socket_id, error = %e, code, "WebSocket protocol error");
+                    self.error(None, reason);
+                    self.close_with(code, reason, ctx);
+                }
+                None => {
+                    tracing::debug!(socket_id = %self.socket_id, error = %e, "connection failed");
+                    ctx.stop();
+                }
+            },
         }
     }
 
@@ -722,5 +619,47 @@ impl Handler<SlowConsumer> for Session {
             tracing::warn!(socket_id = %self.socket_id, "client too slow: outbound buffer full, closing with 4100");
             ctx.stop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_close_is_echoed_only_with_a_valid_code() {
+        assert_eq!(close_reply(None), (1000, ""));
+        assert_eq!(close_reply(Some(1000)), (1000, ""));
+        assert_eq!(close_reply(Some(4321)), (4321, ""));
+        assert_eq!(close_reply(Some(1005)).0, 1002);
+        assert_eq!(close_reply(Some(999)).0, 1002);
+        assert_eq!(close_reply(Some(5000)).0, 1002);
+    }
+
+    #[test]
+    fn protocol_errors_map_to_rfc_close_codes() {
+        use std::io;
+        assert_eq!(
+            protocol_error_close(&ProtocolError::Overflow).unwrap().0,
+            1009
+        );
+        let utf8 = ProtocolError::Io(io::Error::new(io::ErrorKind::InvalidData, "utf-8"));
+        assert_eq!(protocol_error_close(&utf8).unwrap().0, 1007);
+        let long = ProtocolError::Io(io::Error::other("Exceeded maximum continuation size"));
+        assert_eq!(protocol_error_close(&long).unwrap().0, 1009);
+        assert_eq!(
+            protocol_error_close(&ProtocolError::UnmaskedFrame)
+                .unwrap()
+                .0,
+            1002
+        );
+        assert_eq!(
+            protocol_error_close(&ProtocolError::ContinuationNotStarted)
+                .unwrap()
+                .0,
+            1002
+        );
+        let gone = ProtocolError::Io(io::Error::other("payload error"));
+        assert_eq!(protocol_error_close(&gone), None);
     }
 }

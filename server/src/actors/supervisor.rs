@@ -9,29 +9,29 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
 use actix::prelude::*;
 use bytestring::ByteString;
-use shared::admin::DebugKind;
 use shared::channel::USER_CHANNEL_PREFIX;
 use shared::{frames, ChannelName, CloseCode};
 
 use super::channel::{ChannelActor, ChannelStats};
+use super::directory::ChannelIndex;
 use super::messages::{
-    ChannelCounts, ChannelIdle, CloseSession, ConfigChanged, Connect, ConnectionCount, Disconnect,
-    DrainAll, GetCache, GetCounts, GetUsers, Join, Leave, ListChannels, Publish, PublishEvents,
-    ReadCache, ReadUsers, SignedIn, StopChannel, StopSupervisor, Subscribe, SubscribeError,
-    TerminateUser, Unsubscribe,
+    ChannelCounts, ChannelIdle, ClientEvent, CloseSession, ConfigChanged, Connect, ConnectionCount,
+    Disconnect, DrainAll, GetCache, GetCounts, GetUsers, Join, Leave, ListChannels, Publish,
+    PublishEvents, ReadCache, ReadUsers, SignedIn, StopChannel, StopSupervisor, Subscribe,
+    SubscribeError, TerminateUser, Unsubscribe,
 };
 use super::outbox::Outbox;
-use super::session::Session;
 use crate::apps::SharedConfig;
-use crate::console::DebugFeed;
+use crate::events::{AppEvent, AppEvents, Kind, Limit};
 use crate::metrics::AppMetrics;
+use crate::protocol::subscribe::Refusal;
 
 struct SessionEntry {
-    addr: Addr<Session>,
+    close: Recipient<CloseSession>,
     outbox: Outbox,
     channels: HashSet<String>,
     user_id: Option<String>,
@@ -45,38 +45,6 @@ struct ChannelEntry {
     sent: u64,
 }
 
-/// The names of the channels that have an actor on this node, readable without a message.
-///
-/// Only the supervisor writes it: a name goes in before the channel's first join is forwarded
-/// (so before any subscriber hears `subscription_succeeded`) and leaves when the actor is
-/// retired. REST handlers read it to skip the supervisor for events nobody here can receive.
-#[derive(Clone, Default)]
-pub struct ChannelIndex(Arc<RwLock<HashSet<String>>>);
-
-impl ChannelIndex {
-    pub fn contains(&self, name: &str) -> bool {
-        // The set is valid whatever a panicking writer left half done: names are whole.
-        self.0
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(name)
-    }
-
-    fn insert(&self, name: &str) {
-        self.0
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(name.to_owned());
-    }
-
-    fn remove(&self, name: &str) {
-        self.0
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(name);
-    }
-}
-
 pub struct AppSupervisor {
     config: SharedConfig,
     index: ChannelIndex,
@@ -87,18 +55,18 @@ pub struct AppSupervisor {
     /// Watched user id → sockets whose watchlist names it.
     watchers: HashMap<String, HashSet<String>>,
     metrics: AppMetrics,
-    debug: DebugFeed,
+    events: AppEvents,
 }
 
 impl AppSupervisor {
     pub fn new(
         config: SharedConfig,
         metrics: AppMetrics,
-        debug: DebugFeed,
+        events: AppEvents,
         index: ChannelIndex,
     ) -> Self {
         Self {
-            debug,
+            events,
             config,
             index,
             sessions: HashMap::new(),
@@ -120,9 +88,10 @@ impl AppSupervisor {
             let addr = ChannelActor::new(
                 name.to_owned(),
                 self.config.clone(),
-                ctx.address(),
+                ctx.address().recipient(),
                 stats.clone(),
                 self.metrics.clone(),
+                self.events.clone(),
             )
             .start();
             tracing::debug!(app_id = %self.app_id(), channel = name, "channel started");
@@ -190,7 +159,7 @@ impl AppSupervisor {
 
     fn close_all(&mut self, code: CloseCode, reason: &str) {
         for session in self.sessions.values() {
-            session.addr.do_send(CloseSession {
+            session.close.do_send(CloseSession {
                 code,
                 reason: reason.to_owned(),
             });
@@ -228,7 +197,7 @@ impl Handler<Connect> for AppSupervisor {
         self.sessions.insert(
             msg.socket_id,
             SessionEntry {
-                addr: msg.session,
+                close: msg.session,
                 outbox: msg.outbox,
                 channels: HashSet::new(),
                 user_id: None,
@@ -275,9 +244,28 @@ impl Handler<Disconnect> for AppSupervisor {
 }
 
 impl Handler<Subscribe> for AppSupervisor {
-    type Result = ResponseFuture<Result<Addr<ChannelActor>, SubscribeError>>;
+    type Result = ResponseFuture<Result<Recipient<ClientEvent>, SubscribeError>>;
 
     fn handle(&mut self, msg: Subscribe, ctx: &mut Context<Self>) -> Self::Result {
+        if !self.sessions.contains_key(&msg.socket_id) {
+            return Box::pin(async { Err(SubscribeError::AppStopped) });
+        }
+        let max = self.config.load().limits.max_channels;
+        if max > 0
+            && !self.channels.contains_key(&msg.channel)
+            && self.channels.len() >= max as usize
+        {
+            // Refused before anything is created: no actor, no index entry, no join recorded.
+            let socket_id = msg.socket_id;
+            self.events
+                .emit(Kind::RateLimited, || AppEvent::RateLimited {
+                    socket_id: Some(socket_id),
+                    limit: Limit::OccupiedChannels,
+                });
+            return Box::pin(async move {
+                Err(SubscribeError::Refused(Refusal::AppChannelsFull { max }))
+            });
+        }
         let Some(session) = self.sessions.get_mut(&msg.socket_id) else {
             return Box::pin(async { Err(SubscribeError::AppStopped) });
         };
@@ -295,7 +283,7 @@ impl Handler<Subscribe> for AppSupervisor {
         });
         Box::pin(async move {
             match join.await {
-                Ok(Ok(())) => Ok(addr),
+                Ok(Ok(())) => Ok(addr.recipient()),
                 Ok(Err(e)) => Err(e),
                 Err(_) => Err(SubscribeError::AppStopped),
             }
@@ -377,14 +365,11 @@ impl Handler<PublishEvents> for AppSupervisor {
 
     fn handle(&mut self, msg: PublishEvents, ctx: &mut Context<Self>) {
         for event in msg.0 {
-            self.debug.emit(DebugKind::ApiMessage, |e| {
-                e.channel = Some(event.channel.clone());
-                e.event = Some(event.event.clone());
-                e.data = Some(event.data.clone());
-                e.message = event
-                    .except
-                    .as_ref()
-                    .map(|socket| format!("Not sent to socket {socket}"));
+            self.events.emit(Kind::ApiEvent, || AppEvent::ApiEvent {
+                channel: event.channel.clone(),
+                event: event.event.clone(),
+                data: event.data.clone(),
+                except: event.except.clone(),
             });
             if let Some(user_id) = event.channel.strip_prefix(USER_CHANNEL_PREFIX) {
                 // Delivered by signed-in identity, whether or not the socket subscribed.
@@ -474,7 +459,7 @@ impl Handler<TerminateUser> for AppSupervisor {
         tracing::info!(app_id = %self.app_id(), connections = sockets.len(), "terminating a user's connections");
         for socket_id in sockets {
             if let Some(session) = self.sessions.get(socket_id) {
-                session.addr.do_send(CloseSession {
+                session.close.do_send(CloseSession {
                     code: CloseCode::Unauthorized,
                     reason: "You got disconnected by the app.".into(),
                 });
@@ -523,7 +508,7 @@ impl Handler<DrainAll> for AppSupervisor {
             } else {
                 rand::Rng::random_range(&mut rng, 0..window_ms)
             };
-            let (addr, socket_id) = (session.addr.clone(), socket_id.clone());
+            let (addr, socket_id) = (session.close.clone(), socket_id.clone());
             ctx.run_later(std::time::Duration::from_millis(delay), move |_, _| {
                 tracing::debug!(socket_id = %socket_id, "drain: closing");
                 addr.do_send(CloseSession {

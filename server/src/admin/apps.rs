@@ -13,7 +13,7 @@ use crate::actors::messages::{ConnectionCount, StartApp, StopApp, UpdateApp};
 use crate::apps::{new_secret, AppConfig, AppLimits, PreviousSecret};
 use crate::db::now_unix;
 use crate::error::ApiError;
-use crate::http::AppState;
+use crate::state::AppState;
 
 /// Longest grace period for a rotated-out secret: 30 days.
 const MAX_GRACE_SECS: u32 = 30 * 24 * 3600;

@@ -7,7 +7,7 @@ use shared::admin::{AuditEntry, AuditPage, ErrorBody};
 use super::auth::Principal;
 use super::write;
 use crate::error::ApiError;
-use crate::http::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct PageQuery {

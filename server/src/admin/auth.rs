@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::db::admin::UserRow;
 use crate::error::ApiError;
-use crate::http::AppState;
+use crate::state::AppState;
 
 pub const SESSION_COOKIE: &str = "rp_admin_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";

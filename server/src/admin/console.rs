@@ -13,9 +13,9 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::auth::Principal;
 use crate::actors::messages::{GetCounts, PublishEvents};
-use crate::console::{now_ms, Watcher};
 use crate::error::ApiError;
-use crate::http::AppState;
+use crate::events::{now_ms, Watcher};
+use crate::state::AppState;
 
 /// How often an idle stream checks whether it should end (server draining, app deleted).
 const CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -88,7 +88,7 @@ pub async fn stream(
         .by_id(&id)
         .ok_or_else(|| ApiError::not_found(format!("No app with id {id}")))?;
     let watch = Watch {
-        rx: app.debug.watch(),
+        rx: app.events.watch(),
         state: state.clone(),
         app_id: id.into_inner(),
         idle_checks: 0,

@@ -11,7 +11,7 @@ use crate::db::admin::{SessionRow, UserRow};
 use crate::db::now_unix;
 use crate::db::Db;
 use crate::error::ApiError;
-use crate::http::AppState;
+use crate::state::AppState;
 
 /// Creates a session for `user` and answers with it and its cookie.
 async fn start_session(

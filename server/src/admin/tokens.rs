@@ -9,7 +9,7 @@ use crate::db::admin::TokenRow;
 use crate::db::Db;
 use crate::db::{now_unix, DbError};
 use crate::error::ApiError;
-use crate::http::AppState;
+use crate::state::AppState;
 
 /// Every token (revoked ones included, with `revoked_at`).
 #[utoipa::path(get, path = "/admin/api/tokens", tag = "tokens",

@@ -10,7 +10,7 @@ use crate::db::admin::{DeleteUserError, UserRow};
 use crate::db::Db;
 use crate::db::{now_unix, DbError};
 use crate::error::ApiError;
-use crate::http::AppState;
+use crate::state::AppState;
 
 use shared::admin::{MAX_PASSWORD, MIN_PASSWORD};
 

@@ -424,6 +424,7 @@ impl AppRow {
                 max_presence_member_size_bytes: to_u32(self.max_presence_member_size_bytes),
                 max_user_id_length: to_u32(self.max_user_id_length),
                 cache_ttl_secs: to_u32(self.cache_ttl_secs),
+                ..AppLimits::default()
             },
         })
     }

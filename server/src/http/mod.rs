@@ -4,9 +4,6 @@ pub mod rest;
 pub mod ui;
 pub mod ws;
 
-use std::sync::Arc;
-
-use actix::Addr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -16,20 +13,8 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use sha2::Digest;
 
-use crate::actors::registry::{AppRegistry, Directory, NodeState};
-use crate::db::Db;
 use crate::error::ApiError;
-use crate::settings::Settings;
-
-/// Shared state of every handler.
-pub struct AppState {
-    pub directory: Directory,
-    pub registry: Addr<AppRegistry>,
-    pub node: Arc<NodeState>,
-    pub settings: Arc<Settings>,
-    pub db: Db,
-    pub admin: Arc<crate::admin::AdminState>,
-}
+use crate::state::AppState;
 
 /// The route table.
 pub fn configure(cfg: &mut web::ServiceConfig) {

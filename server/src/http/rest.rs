@@ -13,16 +13,17 @@ use serde_json::{json, Map, Value};
 use shared::channel::USER_CHANNEL_PREFIX;
 use shared::{ChannelKind, ChannelName};
 
-use super::AppState;
+use crate::actors::directory::AppHandle;
 use crate::actors::messages::{
     ChannelCounts, GetCache, GetCounts, GetUsers, ListChannels, OutgoingEvent, PublishEvents,
     TerminateUser,
 };
-use crate::actors::registry::AppHandle;
 use crate::apps::AppConfig;
-use crate::auth;
 use crate::db::now_unix;
 use crate::error::ApiError;
+use crate::events::Kind;
+use crate::protocol::signatures as auth;
+use crate::state::AppState;
 
 /// Reads the body up to the configured size; larger bodies are a 413.
 async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
@@ -265,7 +266,7 @@ fn tag_request(events: &mut [OutgoingEvent]) -> Arc<str> {
 /// thread. While the debug console watches the app, everything goes through, so that it shows
 /// every API message. (A cluster adapter would forward these to the other nodes instead.)
 async fn publish(app: &AppHandle, mut events: Vec<OutgoingEvent>) -> Result<(), ApiError> {
-    if !app.debug.watched() {
+    if !app.events.wants(Kind::ApiEvent) {
         events.retain(|event| may_reach_someone(app, &event.channel));
         if events.is_empty() {
             return Ok(());

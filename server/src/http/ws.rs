@@ -10,10 +10,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use rand::Rng;
 use shared::{frames, CloseCode};
 
-use super::AppState;
-use crate::actors::outbox::{Outbound, Outbox};
+use crate::actors::outbox::{Bounds, Outbound, Outbox};
 use crate::actors::session::{Heartbeat, Session};
 use crate::metrics::Rejected;
+use crate::state::AppState;
 
 /// Protocol versions this server speaks; a missing `protocol` counts as the newest.
 const PROTOCOLS: std::ops::RangeInclusive<u32> = 4..=7;
@@ -54,7 +54,11 @@ pub async fn connect_app(
     // through the outbox, whose body replaces actix-ws's writer (one queue, no extra task).
     let (response, _writer, stream) = actix_ws::handle(&req, body)?;
     let (head, inbound) = response.into_parts();
-    let (outbox, body) = Outbox::new(settings.outbound_buffer_messages, inbound);
+    let bounds = Bounds {
+        frames: settings.outbound_buffer_messages,
+        bytes: settings.outbound_buffer_bytes,
+    };
+    let (outbox, body) = Outbox::new(bounds, inbound);
     let response = head.set_body(body).map_into_boxed_body();
     let stream = stream
         .max_frame_size(settings.max_frame_bytes)
@@ -62,7 +66,8 @@ pub async fn connect_app(
         .max_continuation_size(settings.max_frame_bytes);
     let metrics = &state.node.metrics;
     let refuse = |code: CloseCode, reason: String, why: Rejected| {
-        tracing::info!(app_key = %key, code = code.code(), reason = %reason, "connection refused");
+        // Debug formatting: the key is client input, so control characters come out escaped.
+        tracing::info!(app_key = ?key.as_str(), code = code.code(), reason = ?reason, "connection refused");
         metrics.rejected(why);
         outbox.send(frames::error(Some(code), &reason).into());
         outbox.push(Outbound::Close(code.code(), reason));

@@ -711,10 +711,33 @@ where
                                 this.state.set(State::None);
 
                                 if not_pipelined && close_for_unread_payload {
-                                    if this.config.client_disconnect_deadline().is_some() {
-                                        Self::enter_linger(this.flags);
-                                    } else {
-                                        this.flags.insert(Flags::SHUTDOWN | Flags::FINISHED);
+                                    // PATCH (reverb-pusher, see vendor/README.md): nobody will
+                                    // read the rest of an abandoned request stream (a WebSocket
+                                    // whose session has ended), so shut down at once instead of
+                                    // lingering; and arm the disconnect timer now, not after the
+                                    // flush, so a peer that stopped reading cannot hold the
+                                    // socket open forever.
+                                    let abandoned = this
+                                        .payload
+                                        .as_ref()
+                                        .is_some_and(PayloadSender::is_dropped);
+                                    match this.config.client_disconnect_deadline() {
+                                        Some(deadline) => {
+                                            if abandoned {
+                                                this.flags
+                                                    .insert(Flags::SHUTDOWN | Flags::FINISHED);
+                                            } else {
+                                                Self::enter_linger(this.flags);
+                                            }
+                                            this.shutdown_timer.set_and_init(
+                                                cx,
+                                                sleep_until(deadline.into()),
+                                                line!(),
+                                            );
+                                        }
+                                        None => {
+                                            this.flags.insert(Flags::SHUTDOWN | Flags::FINISHED);
+                                        }
                                     }
                                 } else {
                                     this.flags.insert(Flags::FINISHED);
@@ -1147,7 +1170,14 @@ where
                     trace!("timed-out during linger; shutting down connection");
                     this.flags.remove(Flags::LINGER);
                     this.flags.insert(Flags::SHUTDOWN);
-                    this.shutdown_timer.clear(line!());
+                    // PATCH (reverb-pusher): the shutdown's flush gets a deadline too.
+                    match this.config.client_disconnect_deadline() {
+                        Some(deadline) => {
+                            this.shutdown_timer
+                                .set_and_init(cx, sleep_until(deadline.into()), line!());
+                        }
+                        None => this.shutdown_timer.clear(line!()),
+                    }
                 } else {
                     trace!("timed-out during shutdown");
                     return Err(DispatchError::DisconnectTimeout);

@@ -133,7 +133,8 @@ pub fn verify_request(
     let timestamp: i64 = find("auth_timestamp")?
         .parse()
         .map_err(|_| RequestAuthError::BadTimestamp)?;
-    if (now_unix - timestamp).abs() > TIMESTAMP_WINDOW_SECS {
+    // `abs_diff`: any i64 a client sends, even i64::MIN, is compared without overflow.
+    if now_unix.abs_diff(timestamp) > TIMESTAMP_WINDOW_SECS.unsigned_abs() {
         return Err(RequestAuthError::Expired {
             given: timestamp,
             now: now_unix,
@@ -174,6 +175,25 @@ mod tests {
 
     const KEY: &str = "278d425bdf160c739803";
     const SECRET: &str = "7ad3773142a6692b25b8";
+
+    #[test]
+    fn timestamps_at_the_extremes_of_i64_are_refused_without_overflow() {
+        for given in [i64::MIN, i64::MIN + 1, i64::MAX, -1] {
+            let query = vec![
+                ("auth_key".to_owned(), KEY.to_owned()),
+                ("auth_timestamp".to_owned(), given.to_string()),
+                ("auth_signature".to_owned(), "x".to_owned()),
+            ];
+            for now in [0, 1_700_000_000, i64::MAX, i64::MIN] {
+                let result = verify_request("GET", "/", &query, b"", KEY, &[SECRET], now);
+                if now.abs_diff(given) <= 600 {
+                    assert_eq!(result, Err(RequestAuthError::BadSignature));
+                } else {
+                    assert_eq!(result, Err(RequestAuthError::Expired { given, now }));
+                }
+            }
+        }
+    }
 
     #[test]
     fn documented_vectors() {

@@ -1,0 +1,129 @@
+//! How the rest of the server reaches a running app: the [`Directory`] (app key and id →
+//! [`AppHandle`]) and the handle itself.
+//!
+//! The registry is the only writer (apps start, are re-keyed, stop); every new connection and
+//! REST call reads it under a shared lock and clones one handle, with no actor round trip.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use actix::Addr;
+
+use super::supervisor::AppSupervisor;
+use crate::apps::SharedConfig;
+use crate::events::AppEvents;
+use crate::metrics::AppMetrics;
+
+/// What a handler needs to reach one app.
+#[derive(Clone)]
+pub struct AppHandle {
+    pub config: SharedConfig,
+    pub supervisor: Addr<AppSupervisor>,
+    pub metrics: AppMetrics,
+    /// The app's event stream (debug console, and later webhooks and statistics).
+    pub events: AppEvents,
+    /// The app's channels that have an actor on this node.
+    pub channels: ChannelIndex,
+}
+
+/// The names of the channels that have an actor on this node, readable without a message.
+///
+/// Only the supervisor writes it: a name goes in before the channel's first join is forwarded
+/// (so before any subscriber hears `subscription_succeeded`) and leaves when the actor is
+/// retired. REST handlers read it to skip the supervisor for events nobody here can receive.
+#[derive(Clone, Default)]
+pub struct ChannelIndex(Arc<RwLock<HashSet<String>>>);
+
+impl ChannelIndex {
+    pub fn contains(&self, name: &str) -> bool {
+        // The set is valid whatever a panicking writer left half done: names are whole.
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(name)
+    }
+
+    pub(super) fn insert(&self, name: &str) {
+        self.0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_owned());
+    }
+
+    pub(super) fn remove(&self, name: &str) {
+        self.0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(name);
+    }
+
+    /// How many channels have an actor.
+    pub fn len(&self) -> usize {
+        self.0.read().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[derive(Default)]
+struct Maps {
+    by_key: HashMap<String, AppHandle>,
+    by_id: HashMap<String, AppHandle>,
+}
+
+/// App lookup by key (WebSocket) or id (REST), shared with the HTTP handlers.
+#[derive(Clone, Default)]
+pub struct Directory(Arc<RwLock<Maps>>);
+
+impl Directory {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Maps> {
+        // Both maps are whole after any panic: entries are inserted and removed as units.
+        self.0.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Maps> {
+        self.0.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn by_key(&self, key: &str) -> Option<AppHandle> {
+        self.read().by_key.get(key).cloned()
+    }
+
+    pub fn by_id(&self, id: &str) -> Option<AppHandle> {
+        self.read().by_id.get(id).cloned()
+    }
+
+    /// Every app handle, in no particular order.
+    pub fn all(&self) -> Vec<AppHandle> {
+        self.read().by_id.values().cloned().collect()
+    }
+
+    pub(super) fn contains_id(&self, id: &str) -> bool {
+        self.read().by_id.contains_key(id)
+    }
+
+    /// Adds a started app under its key and id.
+    pub(super) fn insert(&self, id: &str, key: &str, handle: AppHandle) {
+        let mut maps = self.write();
+        maps.by_key.insert(key.to_owned(), handle.clone());
+        maps.by_id.insert(id.to_owned(), handle);
+    }
+
+    /// Moves an app to a new key (after its configuration changed).
+    pub(super) fn rekey(&self, old: &str, new: &str) {
+        let mut maps = self.write();
+        if let Some(handle) = maps.by_key.remove(old) {
+            maps.by_key.insert(new.to_owned(), handle);
+        }
+    }
+
+    /// Removes an app; its handle, for stopping it.
+    pub(super) fn remove(&self, id: &str) -> Option<AppHandle> {
+        let mut maps = self.write();
+        let handle = maps.by_id.remove(id)?;
+        maps.by_key.remove(&handle.config.load().key);
+        Some(handle)
+    }
+}

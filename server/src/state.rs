@@ -1,0 +1,22 @@
+//! What every HTTP handler shares: the app directory, the registry, this node's state, the
+//! settings, the database and the admin-side memory. Built once in [`crate::start`].
+
+use std::sync::Arc;
+
+use actix::Addr;
+
+use crate::actors::directory::Directory;
+use crate::actors::registry::AppRegistry;
+use crate::db::Db;
+use crate::node::NodeState;
+use crate::settings::Settings;
+
+/// Shared state of every handler.
+pub struct AppState {
+    pub directory: Directory,
+    pub registry: Addr<AppRegistry>,
+    pub node: Arc<NodeState>,
+    pub settings: Arc<Settings>,
+    pub db: Db,
+    pub admin: Arc<crate::admin::AdminState>,
+}
