@@ -20,9 +20,11 @@ pub const QUIET: Duration = Duration::from_millis(300);
 
 pub mod database;
 mod proxy;
+pub mod raw;
 
 pub use database::TestDb;
 pub use proxy::Proxy;
+pub use raw::RawSocket;
 
 /// A running server with its temporary database.
 pub struct TestServer {
