@@ -43,6 +43,12 @@ fn check_protocol(req: &HttpRequest) -> Result<(), (CloseCode, String)> {
     }
 }
 
+/// Logs a refused connection. The key comes from the URL, percent-decoded: Debug formatting
+/// escapes whatever it holds (newlines, terminal escapes), so it cannot forge log lines.
+fn log_refused(key: &str, code: CloseCode, reason: &str) {
+    tracing::info!(app_key = ?key, code = code.code(), reason = ?reason, "connection refused");
+}
+
 pub async fn connect_app(
     req: HttpRequest,
     body: web::Payload,
@@ -66,8 +72,7 @@ pub async fn connect_app(
         .max_continuation_size(settings.max_frame_bytes);
     let metrics = &state.node.metrics;
     let refuse = |code: CloseCode, reason: String, why: Rejected| {
-        // Debug formatting: the key is client input, so control characters come out escaped.
-        tracing::info!(app_key = ?key.as_str(), code = code.code(), reason = ?reason, "connection refused");
+        log_refused(&key, code, &reason);
         metrics.rejected(why);
         outbox.send(frames::error(Some(code), &reason).into());
         outbox.push(Outbound::Close(code.code(), reason));
@@ -125,6 +130,45 @@ pub async fn connect_app(
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_key_from_the_url_cannot_forge_log_lines() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let key = "k\n2026-11-30T00:00:00Z  INFO admin logged in\x1b[2J";
+        tracing::subscriber::with_default(subscriber, || {
+            super::log_refused(
+                key,
+                shared::CloseCode::AppNotFound,
+                "App key does not exist.",
+            );
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(!text.contains('\x1b'), "{text}");
+        assert!(text.contains("app_key=\"k\\n2026"), "{text}");
+    }
+
     #[test]
     fn socket_ids_match_the_sdk_pattern() {
         for _ in 0..100 {
