@@ -70,6 +70,16 @@ impl ApiError {
     }
 }
 
+impl From<crate::protocol::publish::PublishError> for ApiError {
+    fn from(e: crate::protocol::publish::PublishError) -> Self {
+        use crate::protocol::publish::PublishError;
+        match e {
+            PublishError::BadRequest(message) => Self::bad_request(message),
+            PublishError::TooLarge(message) => Self::too_large(message),
+        }
+    }
+}
+
 impl From<crate::db::DbError> for ApiError {
     fn from(e: crate::db::DbError) -> Self {
         use crate::db::DbError;

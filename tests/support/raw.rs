@@ -75,16 +75,16 @@ impl RawSocket {
     pub async fn send_frame(&mut self, fin: bool, opcode: u8, payload: &[u8], masked: bool) {
         let mut frame = vec![if fin { 0x80 } else { 0 } | opcode];
         let mask_bit = if masked { 0x80 } else { 0 };
-        match payload.len() {
-            n if n < 126 => frame.push(mask_bit | u8::try_from(n).unwrap()),
-            n if n <= usize::from(u16::MAX) => {
-                frame.push(mask_bit | 126);
-                frame.extend_from_slice(&u16::try_from(n).unwrap().to_be_bytes());
-            }
-            n => {
-                frame.push(mask_bit | 127);
-                frame.extend_from_slice(&(n as u64).to_be_bytes());
-            }
+        // RFC 6455 §5.2: 7-bit lengths up to 125, then 126 + u16, then 127 + u64.
+        let len = payload.len();
+        if len < 126 {
+            frame.push(mask_bit | u8::try_from(len).unwrap());
+        } else if let Ok(len) = u16::try_from(len) {
+            frame.push(mask_bit | 0x7e);
+            frame.extend_from_slice(&len.to_be_bytes());
+        } else {
+            frame.push(mask_bit | 0x7f);
+            frame.extend_from_slice(&(len as u64).to_be_bytes());
         }
         if masked {
             let mask = [0x37, 0xfa, 0x21, 0x3d];

@@ -303,21 +303,19 @@ impl Handler<Publish> for ChannelActor {
         if let Some(request_id) = &msg.request_id {
             tracing::debug!(request_id = %request_id, channel = %self.name, recipients, "delivered");
         }
-        if !self.cache_enabled {
-            // Published while the last subscriber was leaving: the supervisor ignored the idle
-            // report that crossed this publish (it had sent more than the channel had seen),
-            // so report again now that the counts agree, or the empty actor would live on.
-            self.check_idle(ctx);
-        } else {
+        if self.cache_enabled {
             let ttl = u64::from(self.config.load().limits.cache_ttl_secs);
             self.cache = Some(Cached {
                 data: msg.data,
                 frame,
                 expires: Instant::now() + Duration::from_secs(ttl),
             });
-            // A cache channel with no subscriber lives until its event expires.
-            self.check_idle(ctx);
         }
+        // A cache channel with no subscriber lives until its event expires. Any other channel
+        // may have been published to while its last subscriber was leaving: the supervisor
+        // ignored the idle report that crossed this publish (it had sent more than the channel
+        // had seen), so report again now that the counts agree, or the empty actor lives on.
+        self.check_idle(ctx);
     }
 }
 

@@ -4,12 +4,12 @@
 //! The registry is the only writer (apps start, are re-keyed, stop); every new connection and
 //! REST call reads it under a shared lock and clones one handle, with no actor round trip.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use actix::Addr;
 
-use super::supervisor::AppSupervisor;
+use super::supervisor::{AppSupervisor, ChannelIndex};
 use crate::apps::SharedConfig;
 use crate::events::AppEvents;
 use crate::metrics::AppMetrics;
@@ -24,47 +24,6 @@ pub struct AppHandle {
     pub events: AppEvents,
     /// The app's channels that have an actor on this node.
     pub channels: ChannelIndex,
-}
-
-/// The names of the channels that have an actor on this node, readable without a message.
-///
-/// Only the supervisor writes it: a name goes in before the channel's first join is forwarded
-/// (so before any subscriber hears `subscription_succeeded`) and leaves when the actor is
-/// retired. REST handlers read it to skip the supervisor for events nobody here can receive.
-#[derive(Clone, Default)]
-pub struct ChannelIndex(Arc<RwLock<HashSet<String>>>);
-
-impl ChannelIndex {
-    pub fn contains(&self, name: &str) -> bool {
-        // The set is valid whatever a panicking writer left half done: names are whole.
-        self.0
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(name)
-    }
-
-    pub(super) fn insert(&self, name: &str) {
-        self.0
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(name.to_owned());
-    }
-
-    pub(super) fn remove(&self, name: &str) {
-        self.0
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(name);
-    }
-
-    /// How many channels have an actor.
-    pub fn len(&self) -> usize {
-        self.0.read().unwrap_or_else(PoisonError::into_inner).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[derive(Default)]

@@ -11,6 +11,7 @@ use shared::CloseCode;
 use super::outbox::Outbox;
 use crate::apps::AppConfig;
 use crate::protocol::presence::MemberData;
+use crate::protocol::publish::OutgoingEvent;
 use crate::protocol::subscribe::Refusal;
 
 // ---- HTTP handlers / CLI → AppRegistry ------------------------------------------------------
@@ -90,18 +91,6 @@ pub struct SignedIn {
 }
 
 // ---- HTTP REST handlers → AppSupervisor ------------------------------------------------------
-
-/// One event to deliver on one channel.
-#[derive(Debug, Clone)]
-pub struct OutgoingEvent {
-    pub channel: String,
-    pub event: String,
-    pub data: String,
-    /// `socket_id` to leave out (the sender's own connection).
-    pub except: Option<String>,
-    /// The REST request it came from, for the logs.
-    pub request_id: Option<std::sync::Arc<str>>,
-}
 
 /// Deliver events triggered through the REST API.
 #[derive(Message)]

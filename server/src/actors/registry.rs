@@ -10,9 +10,9 @@ use std::sync::Arc;
 use actix::prelude::*;
 use arc_swap::ArcSwap;
 
-use super::directory::{AppHandle, ChannelIndex, Directory};
+use super::directory::{AppHandle, Directory};
 use super::messages::{ConfigChanged, DrainAll, StartApp, StopApp, StopSupervisor, UpdateApp};
-use super::supervisor::AppSupervisor;
+use super::supervisor::{AppSupervisor, ChannelIndex};
 use crate::apps::SharedConfig;
 use crate::events::AppEvents;
 use crate::node::NodeState;

@@ -581,17 +581,16 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for Session {
             Ok(AggregatedMessage::Close(reason)) => {
                 self.closed_by_client(reason.map(|r| u16::from(r.code)), ctx);
             }
-            Err(e) => match protocol_error_close(&e) {
-                Some((code, reason)) => {
+            Err(e) => {
+                if let Some((code, reason)) = protocol_error_close(&e) {
                     tracing::debug!(socket_id = %self.socket_id, error = %e, code, "WebSocket protocol error");
                     self.error(None, reason);
                     self.close_with(code, reason, ctx);
-                }
-                None => {
+                } else {
                     tracing::debug!(socket_id = %self.socket_id, error = %e, "connection failed");
                     ctx.stop();
                 }
-            },
+            }
         }
     }
 

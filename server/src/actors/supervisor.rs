@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use actix::prelude::*;
 use bytestring::ByteString;
@@ -17,7 +17,6 @@ use shared::channel::USER_CHANNEL_PREFIX;
 use shared::{frames, ChannelName, CloseCode};
 
 use super::channel::{ChannelActor, ChannelStats};
-use super::directory::ChannelIndex;
 use super::messages::{
     ChannelCounts, ChannelIdle, ClientEvent, CloseSession, ConfigChanged, Connect, ConnectionCount,
     Disconnect, DrainAll, GetCache, GetCounts, GetUsers, Join, Leave, ListChannels, Publish,
@@ -43,6 +42,47 @@ struct ChannelEntry {
     stats: Arc<ChannelStats>,
     /// Joins and publishes sent to the actor; compared with what it reports as seen.
     sent: u64,
+}
+
+/// The names of the channels that have an actor on this node, readable without a message.
+///
+/// Only the supervisor writes it: a name goes in before the channel's first join is forwarded
+/// (so before any subscriber hears `subscription_succeeded`) and leaves when the actor is
+/// retired. REST handlers read it to skip the supervisor for events nobody here can receive.
+#[derive(Clone, Default)]
+pub struct ChannelIndex(Arc<RwLock<HashSet<String>>>);
+
+impl ChannelIndex {
+    pub fn contains(&self, name: &str) -> bool {
+        // The set is valid whatever a panicking writer left half done: names are whole.
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(name)
+    }
+
+    pub(super) fn insert(&self, name: &str) {
+        self.0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_owned());
+    }
+
+    pub(super) fn remove(&self, name: &str) {
+        self.0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(name);
+    }
+
+    /// How many channels have an actor.
+    pub fn len(&self) -> usize {
+        self.0.read().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 pub struct AppSupervisor {

@@ -131,7 +131,7 @@ pub async fn trigger(
         event,
         data,
     } = body.into_inner();
-    let events = crate::http::rest::panel_event(&config, channel.clone(), event, data)?;
+    let events = crate::protocol::publish::panel_event(&config, channel.clone(), event, data)?;
     app.supervisor
         .send(PublishEvents(events))
         .await

@@ -60,81 +60,65 @@ impl Watcher {
 
 /// The console's view of an event (`None` for kinds it does not show).
 pub fn to_debug(stamped: &Stamped) -> Option<DebugEvent> {
-    let (kind, fill): (DebugKind, Box<dyn FnOnce(&mut DebugEvent)>) = match stamped.event.clone() {
-        AppEvent::ConnectionOpened { socket_id } => (
-            DebugKind::Connection,
-            Box::new(|e| e.socket_id = Some(socket_id)),
-        ),
-        AppEvent::ConnectionClosed { socket_id, code } => (
-            DebugKind::Disconnection,
-            Box::new(move |e| {
-                e.socket_id = Some(socket_id);
-                e.code = code;
-                e.message = code.map(|c| shared::codes::close_code_meaning(c).to_owned());
-            }),
-        ),
-        AppEvent::Subscribed { socket_id, channel } => (
-            DebugKind::Subscribed,
-            Box::new(|e| {
-                e.socket_id = Some(socket_id);
-                e.channel = Some(channel);
-            }),
-        ),
-        AppEvent::Unsubscribed { socket_id, channel } => (
-            DebugKind::Unsubscribed,
-            Box::new(|e| {
-                e.socket_id = Some(socket_id);
-                e.channel = Some(channel);
-            }),
-        ),
+    let entry = |kind, socket_id: &str, channel: Option<&str>| {
+        let mut entry = DebugEvent::new(kind, stamped.at_ms);
+        entry.socket_id = (!socket_id.is_empty()).then(|| socket_id.to_owned());
+        entry.channel = channel.map(str::to_owned);
+        entry
+    };
+    Some(match &stamped.event {
+        AppEvent::ConnectionOpened { socket_id } => entry(DebugKind::Connection, socket_id, None),
+        AppEvent::ConnectionClosed { socket_id, code } => {
+            let mut e = entry(DebugKind::Disconnection, socket_id, None);
+            e.code = *code;
+            e.message = code.map(|c| shared::codes::close_code_meaning(c).to_owned());
+            e
+        }
+        AppEvent::Subscribed { socket_id, channel } => {
+            entry(DebugKind::Subscribed, socket_id, Some(channel))
+        }
+        AppEvent::Unsubscribed { socket_id, channel } => {
+            entry(DebugKind::Unsubscribed, socket_id, Some(channel))
+        }
         AppEvent::ApiEvent {
             channel,
             event,
             data,
             except,
-        } => (
-            DebugKind::ApiMessage,
-            Box::new(|e| {
-                e.channel = Some(channel);
-                e.event = Some(event);
-                e.data = Some(data);
-                e.message = except.map(|socket| format!("Not sent to socket {socket}"));
-            }),
-        ),
+        } => {
+            let mut e = entry(DebugKind::ApiMessage, "", Some(channel));
+            e.event = Some(event.clone());
+            e.data = Some(data.clone());
+            e.message = except
+                .as_ref()
+                .map(|socket| format!("Not sent to socket {socket}"));
+            e
+        }
         AppEvent::ClientEvent {
             socket_id,
             channel,
             event,
             data,
             ..
-        } => (
-            DebugKind::ClientEvent,
-            Box::new(|e| {
-                e.socket_id = Some(socket_id);
-                e.channel = Some(channel);
-                e.event = Some(event);
-                e.data = Some(data);
-            }),
-        ),
+        } => {
+            let mut e = entry(DebugKind::ClientEvent, socket_id, Some(channel));
+            e.event = Some(event.clone());
+            e.data = Some(data.clone());
+            e
+        }
         AppEvent::Error {
             socket_id,
             channel,
             code,
             message,
-        } => (
-            DebugKind::Error,
-            Box::new(move |e| {
-                e.socket_id = Some(socket_id);
-                e.channel = channel;
-                e.code = code;
-                e.message = Some(message);
-            }),
-        ),
+        } => {
+            let mut e = entry(DebugKind::Error, socket_id, channel.as_deref());
+            e.code = *code;
+            e.message = Some(message.clone());
+            e
+        }
         _ => return None,
-    };
-    let mut entry = DebugEvent::new(kind, stamped.at_ms);
-    fill(&mut entry);
-    Some(entry)
+    })
 }
 
 #[cfg(test)]

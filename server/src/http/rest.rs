@@ -15,13 +15,13 @@ use shared::{ChannelKind, ChannelName};
 
 use crate::actors::directory::AppHandle;
 use crate::actors::messages::{
-    ChannelCounts, GetCache, GetCounts, GetUsers, ListChannels, OutgoingEvent, PublishEvents,
-    TerminateUser,
+    GetCache, GetCounts, GetUsers, ListChannels, PublishEvents, TerminateUser,
 };
 use crate::apps::AppConfig;
 use crate::db::now_unix;
 use crate::error::ApiError;
 use crate::events::Kind;
+use crate::protocol::publish::{tag_request, validate_event, EventBody, Info, OutgoingEvent};
 use crate::protocol::signatures as auth;
 use crate::state::AppState;
 
@@ -84,177 +84,6 @@ fn query_param(req: &HttpRequest, name: &str) -> Option<String> {
         .into_iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v)
-}
-
-/// The requested `info` attributes.
-#[derive(Debug, Default, Clone, Copy)]
-struct Info {
-    user_count: bool,
-    subscription_count: bool,
-    cache: bool,
-}
-
-impl Info {
-    fn parse(info: Option<&str>) -> Result<Self, ApiError> {
-        let mut parsed = Self::default();
-        for attr in info
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-        {
-            match attr {
-                "user_count" => parsed.user_count = true,
-                "subscription_count" => parsed.subscription_count = true,
-                "cache" => parsed.cache = true,
-                other => {
-                    return Err(ApiError::bad_request(format!(
-                        "Unknown info attribute {other:?}"
-                    )))
-                }
-            }
-        }
-        Ok(parsed)
-    }
-
-    fn any(self) -> bool {
-        self.user_count || self.subscription_count
-    }
-
-    /// The attributes for one channel, `user_count` on presence channels only.
-    fn render(self, channel: &str, counts: ChannelCounts) -> Value {
-        let mut out = Map::new();
-        if self.user_count && ChannelName::classify(channel).is_presence() {
-            out.insert("user_count".into(), counts.users.into());
-        }
-        if self.subscription_count {
-            out.insert("subscription_count".into(), counts.subscriptions.into());
-        }
-        Value::Object(out)
-    }
-}
-
-/// One event as the REST API receives it (`/events`, or one item of `/batch_events`).
-#[derive(Debug, Deserialize)]
-struct EventBody {
-    name: Option<String>,
-    data: Option<Value>,
-    channels: Option<Vec<String>>,
-    channel: Option<String>,
-    socket_id: Option<String>,
-    info: Option<String>,
-}
-
-fn valid_socket_id(id: &str) -> bool {
-    id.split_once('.').is_some_and(|(a, b)| {
-        !a.is_empty()
-            && !b.is_empty()
-            && a.bytes().all(|c| c.is_ascii_digit())
-            && b.bytes().all(|c| c.is_ascii_digit())
-    })
-}
-
-/// Checks one event against the app's limits and turns it into deliveries.
-fn validate_event(
-    config: &AppConfig,
-    body: EventBody,
-) -> Result<(Vec<OutgoingEvent>, Info), ApiError> {
-    let limits = &config.limits;
-    let name = body
-        .name
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| ApiError::bad_request("Missing event name"))?;
-    if name.len() > limits.max_event_name_length as usize {
-        return Err(ApiError::bad_request(format!(
-            "Event name is too long. Maximum allowed size is {}.",
-            limits.max_event_name_length
-        )));
-    }
-    let data = match body.data {
-        Some(Value::String(s)) => s,
-        Some(Value::Null) | None => return Err(ApiError::bad_request("Missing event data")),
-        Some(other) => other.to_string(),
-    };
-    if data.len() > limits.max_event_payload_bytes as usize {
-        return Err(ApiError::too_large(format!(
-            "The event data should be at most {} bytes.",
-            limits.max_event_payload_bytes
-        )));
-    }
-    let channels = match (body.channels, body.channel) {
-        (Some(channels), _) => channels,
-        (None, Some(channel)) => vec![channel],
-        (None, None) => return Err(ApiError::bad_request("Missing channels")),
-    };
-    if channels.is_empty() || channels.len() > limits.max_event_channels_at_once as usize {
-        return Err(ApiError::bad_request(format!(
-            "An event must go to between 1 and {} channels",
-            limits.max_event_channels_at_once
-        )));
-    }
-    for channel in &channels {
-        let parsed = ChannelName::parse(channel, limits.max_channel_name_length as usize)
-            .map_err(|e| ApiError::bad_request(format!("Invalid channel {channel:?}: {e}")))?;
-        if parsed.is_encrypted() && channels.len() > 1 {
-            return Err(ApiError::bad_request(
-                "An event to an encrypted channel cannot go to other channels too",
-            ));
-        }
-    }
-    if let Some(socket_id) = &body.socket_id {
-        if !valid_socket_id(socket_id) {
-            return Err(ApiError::bad_request(format!(
-                "Invalid socket_id {socket_id:?}"
-            )));
-        }
-    }
-    let info = Info::parse(body.info.as_deref())?;
-    let events = channels
-        .into_iter()
-        .map(|channel| OutgoingEvent {
-            request_id: None,
-            channel,
-            event: name.clone(),
-            data: data.clone(),
-            except: body.socket_id.clone(),
-        })
-        .collect();
-    Ok((events, info))
-}
-
-/// One event from the admin panel's event creator, checked by the same rules as a REST trigger.
-pub(crate) fn panel_event(
-    config: &AppConfig,
-    channel: String,
-    event: String,
-    data: String,
-) -> Result<Vec<OutgoingEvent>, ApiError> {
-    let body = EventBody {
-        name: Some(event),
-        data: Some(Value::String(data)),
-        channels: None,
-        channel: Some(channel),
-        socket_id: None,
-        info: None,
-    };
-    let (mut events, _) = validate_event(config, body)?;
-    tag_request(&mut events);
-    Ok(events)
-}
-
-/// Gives the events of one REST call a request id that the delivery logs repeat.
-fn tag_request(events: &mut [OutgoingEvent]) -> Arc<str> {
-    // A v4 UUID from the thread's generator: `Uuid::new_v4` would make a getrandom syscall
-    // on every request.
-    let request_id: Arc<str> = uuid::Builder::from_random_bytes(rand::random())
-        .into_uuid()
-        .simple()
-        .to_string()
-        .into();
-    for event in events {
-        event.request_id = Some(request_id.clone());
-    }
-    request_id
 }
 
 /// Hands events to the app's supervisor. Usually without waiting for its answer (its mailbox
@@ -324,7 +153,12 @@ pub async fn trigger_event(
     let rendered: Map<String, Value> = channels
         .iter()
         .zip(counts)
-        .map(|(channel, counts)| (channel.clone(), info.render(channel, counts)))
+        .map(|(channel, c)| {
+            (
+                channel.clone(),
+                info.render(channel, c.subscriptions, c.users),
+            )
+        })
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "channels": rendered })))
 }
@@ -375,7 +209,7 @@ pub async fn trigger_batch(
     let rendered: Vec<Value> = infos
         .iter()
         .zip(counts)
-        .map(|((channel, info), counts)| info.render(channel, counts))
+        .map(|((channel, info), c)| info.render(channel, c.subscriptions, c.users))
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "batch": rendered })))
 }
@@ -411,7 +245,7 @@ pub async fn list_channels(
     let channels: BTreeMap<String, Value> = list
         .into_iter()
         .map(|(name, counts)| {
-            let rendered = info.render(&name, counts);
+            let rendered = info.render(&name, counts.subscriptions, counts.users);
             (name, rendered)
         })
         .collect();
@@ -452,7 +286,7 @@ pub async fn get_channel(
         .unwrap_or_default();
     let mut out = Map::new();
     out.insert("occupied".into(), (counts.subscriptions > 0).into());
-    if let Value::Object(attrs) = info.render(&channel, counts) {
+    if let Value::Object(attrs) = info.render(&channel, counts.subscriptions, counts.users) {
         out.extend(attrs);
     }
     if info.cache {
@@ -512,48 +346,4 @@ pub async fn terminate_user_connections(
         .await
         .map_err(mailbox_error)?;
     Ok(HttpResponse::Ok().json(json!({})))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn body(v: Value) -> EventBody {
-        serde_json::from_value(v).unwrap()
-    }
-
-    #[test]
-    fn event_validation() {
-        let app = AppConfig::generate("t");
-        let (events, _) =
-            validate_event(&app, body(json!({"name":"e","data":"d","channel":"c"}))).unwrap();
-        assert_eq!(events.len(), 1);
-        let err = validate_event(&app, body(json!({"data":"d","channel":"c"}))).unwrap_err();
-        assert_eq!(err.status.as_u16(), 400);
-        let big = "x".repeat(10 * 1024 + 1);
-        let err =
-            validate_event(&app, body(json!({"name":"e","data":big,"channel":"c"}))).unwrap_err();
-        assert_eq!(err.status.as_u16(), 413);
-        let many: Vec<String> = (0..101).map(|i| format!("c{i}")).collect();
-        let err =
-            validate_event(&app, body(json!({"name":"e","data":"d","channels":many}))).unwrap_err();
-        assert_eq!(err.status.as_u16(), 400);
-        let err = validate_event(
-            &app,
-            body(json!({"name":"e","data":"d","channels":["private-encrypted-a","b"]})),
-        )
-        .unwrap_err();
-        assert_eq!(err.status.as_u16(), 400);
-        let err = validate_event(
-            &app,
-            body(json!({"name":"e","data":"d","channel":"c","socket_id":"abc"})),
-        )
-        .unwrap_err();
-        assert_eq!(err.status.as_u16(), 400);
-        assert!(validate_event(
-            &app,
-            body(json!({"name":"e","data":"d","channel":"#server-to-user-1"}))
-        )
-        .is_ok());
-    }
 }

@@ -8,6 +8,7 @@
 
 pub mod client_event;
 pub mod presence;
+pub mod publish;
 pub mod rate_limit;
 pub mod signatures;
 pub mod signin;

@@ -212,7 +212,7 @@ mod tests {
         AppConfig::generate("t")
     }
 
-    fn req<'a>(config: &'a AppConfig) -> Request<'a> {
+    fn req(config: &AppConfig) -> Request<'_> {
         Request {
             socket_id: "1.2",
             config,
