@@ -8,6 +8,7 @@ pub mod admin;
 pub mod channel;
 pub mod codes;
 pub mod frames;
+pub mod limits;
 pub mod snippets;
 
 pub use channel::{ChannelKind, ChannelName};

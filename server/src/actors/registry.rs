@@ -136,6 +136,10 @@ impl Handler<UpdateApp> for AppRegistry {
         let Some(handle) = maps.by_id.get(&app.id).cloned() else {
             return false;
         };
+        if handle.config.load().version > app.version {
+            // Two writers' applies crossed: the newer stored version is already live.
+            return false;
+        }
         let old_key = handle.config.load().key.clone();
         if old_key != app.key {
             maps.by_key.remove(&old_key);
