@@ -96,7 +96,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
     let registry = AppRegistry::new(directory.clone(), node.clone()).start();
     let apps = AppService::with_live(
         db.clone(),
-        settings.default_app_limits,
+        settings.default_app_limits.clone(),
         LiveApps::new(&registry, directory.clone()),
     );
     // Awaited so that every app is reachable before the first connection is accepted.

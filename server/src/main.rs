@@ -277,7 +277,7 @@ fn limit_arg(patch: &mut shared::admin::AppLimitsPatch, arg: &str) -> Result<(),
 
 fn app_command(settings: &Settings, command: AppCommand) -> Result<(), String> {
     let db = open_db(settings)?;
-    let apps = AppService::new(db, settings.default_app_limits);
+    let apps = AppService::new(db, settings.default_app_limits.clone());
     // The service is async (it runs database work on a blocking pool); the CLI waits for it.
     actix_web::rt::System::new().block_on(run_app_command(&apps, command))
 }

@@ -390,14 +390,14 @@ mod tests {
             )?;
             let s = Settings::from_figment(&Settings::figment(None)).unwrap();
             assert_eq!(
-                (s.default_app_limits.max_connections, s.default_app_limits.max_channels),
+                (
+                    s.default_app_limits.max_connections,
+                    s.default_app_limits.max_channels
+                ),
                 (500, 20)
             );
             assert_eq!(s.default_app_limits.max_channels_per_connection, 100);
-            jail.set_env(
-                "REVERB_PUSHER_DEFAULT_APP_LIMITS",
-                "{max_connections=7}",
-            );
+            jail.set_env("REVERB_PUSHER_DEFAULT_APP_LIMITS", "{max_connections=7}");
             let s = Settings::from_figment(&Settings::figment(None)).unwrap();
             assert_eq!(s.default_app_limits.max_connections, 7);
             Ok(())

@@ -70,7 +70,7 @@ macro_rules! declare_limits {
     )+) => {
         /// Per-app limits. Missing fields (in JSON, TOML or the database) take their defaults.
         #[cfg_attr(feature = "openapi", derive(ToSchema))]
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
         #[serde(default)]
         pub struct AppLimits {
             $( $(#[doc = $doc])* pub $field: u32, )+
@@ -84,7 +84,7 @@ macro_rules! declare_limits {
 
         /// Changes to limits; absent fields stay as they are.
         #[cfg_attr(feature = "openapi", derive(ToSchema))]
-        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
         pub struct AppLimitsPatch {
             $(
                 $(#[doc = $doc])*
@@ -138,7 +138,7 @@ macro_rules! declare_limits {
             /// These limits with `patch` applied, every changed value checked first: on an
             /// error nothing is changed and the error names the field.
             pub fn patched(&self, patch: &AppLimitsPatch) -> Result<Self, LimitError> {
-                let mut next = *self;
+                let mut next = self.clone();
                 for spec in &LIMITS {
                     if let Some(value) = patch.get(spec.field) {
                         next.set(spec.field, spec.check(value)?);
@@ -235,7 +235,7 @@ mod tests {
             assert!(patch.set(spec.field, spec.max), "{}", spec.field);
         }
         AppLimits::default().validate().unwrap();
-        let json = serde_json::to_value(patch).unwrap();
+        let json = serde_json::to_value(&patch).unwrap();
         assert_eq!(json.as_object().unwrap().len(), LIMITS.len());
         let limits: AppLimits = serde_json::from_value(json).unwrap();
         for spec in &LIMITS {

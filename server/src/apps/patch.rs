@@ -86,7 +86,9 @@ fn origins(origins: &[String]) -> Result<Vec<String>, ConfigError> {
     if let Some(bad) = origins.iter().find(|o| !valid_origin(o)) {
         return Err(ConfigError::new(
             "allowed_origins",
-            format!("{bad:?} is not an origin: use https://host[:port], a host, *.example.com or *"),
+            format!(
+                "{bad:?} is not an origin: use https://host[:port], a host, *.example.com or *"
+            ),
         ));
     }
     Ok(origins)
@@ -178,6 +180,9 @@ mod tests {
             ..AppPatch::default()
         };
         apply_patch(&mut app, &good).unwrap();
-        assert_eq!((app.limits.max_connections, app.limits.max_channels), (5, 7));
+        assert_eq!(
+            (app.limits.max_connections, app.limits.max_channels),
+            (5, 7)
+        );
     }
 }

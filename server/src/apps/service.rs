@@ -168,7 +168,7 @@ impl AppService {
         name: &str,
         settings: &AppPatch,
     ) -> Result<AppConfig, AppError> {
-        let mut config = AppConfig::generate_with(&patch::app_name(name)?, self.defaults);
+        let mut config = AppConfig::generate_with(&patch::app_name(name)?, self.defaults.clone());
         apply_patch(&mut config, settings)?;
         self.add(actor, config).await
     }
@@ -182,7 +182,14 @@ impl AppService {
         let audited = self
             .run(move |db| {
                 db.insert_app(&stored)?;
-                Ok(audit(db, actor, "app.create", &stored.id, None, Some(&stored)))
+                Ok(audit(
+                    db,
+                    actor,
+                    "app.create",
+                    &stored.id,
+                    None,
+                    Some(&stored),
+                ))
             })
             .await?;
         self.apply(Apply::Start(config.clone())).await;
@@ -448,7 +455,7 @@ pub fn app_dto(c: &AppConfig, connections: usize) -> App {
         user_auth_timeout_secs: c.user_auth_timeout_secs,
         watchlist_events: c.watchlist_events,
         subscription_count_events: c.subscription_count_events,
-        limits: c.limits,
+        limits: c.limits.clone(),
         previous_secret_expires_at: c.previous_secret.as_ref().map(|p| p.expires_at),
         connections: connections as u64,
         version: c.version,

@@ -50,17 +50,17 @@ pub fn spawn(service: AppService, interval: Duration) -> actix_web::rt::task::Jo
         let mut failing = false;
         loop {
             actix_web::rt::time::sleep(interval).await;
-            match service.sync().await {
-                Ok(_) if failing => {
+            match (service.sync().await, failing) {
+                (Ok(_), true) => {
                     failing = false;
                     tracing::info!("app sync works again");
                 }
-                Ok(_) => {}
-                Err(e) if !failing => {
+                (Err(e), false) => {
                     failing = true;
                     tracing::warn!(error = %e, "cannot read apps from the database; retrying");
                 }
-                Err(_) => {}
+                // Still working, or still failing (already logged).
+                (Ok(_), false) | (Err(_), true) => {}
             }
         }
     })

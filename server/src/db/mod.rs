@@ -738,10 +738,7 @@ mod tests {
         assert!(matches!(db.insert_app(&app), Err(DbError::Conflict)));
         db.delete_app(&app.id).unwrap();
         assert!(matches!(db.delete_app(&app.id), Err(DbError::NotFound)));
-        assert!(matches!(
-            db.update_app_if(&app, 2),
-            Err(DbError::NotFound)
-        ));
+        assert!(matches!(db.update_app_if(&app, 2), Err(DbError::NotFound)));
     }
 
     #[test]
@@ -820,6 +817,6 @@ mod tests {
             cache_ttl_secs: 99,
             ..AppLimits::default()
         };
-        assert_eq!((apps[0].limits, apps[0].version), (expected, 1));
+        assert_eq!((apps[0].limits.clone(), apps[0].version), (expected, 1));
     }
 }

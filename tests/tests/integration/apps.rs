@@ -22,16 +22,12 @@ const DEADLINE: Duration = Duration::from_secs(5);
 async fn cli(server: &TestServer) -> AppService {
     let s = server.settings.clone();
     let db = actix_web::web::block(move || {
-        Db::open(
-            &s.database_url,
-            s.pool_options(),
-            &s.key_source().unwrap(),
-        )
+        Db::open(&s.database_url, s.pool_options(), &s.key_source().unwrap())
     })
     .await
     .unwrap()
     .expect("the CLI opens the server's database");
-    AppService::new(db, server.settings.default_app_limits)
+    AppService::new(db, server.settings.default_app_limits.clone())
 }
 
 /// Connects with `key` until `connection_established` arrives (the app is running) or the
@@ -145,7 +141,7 @@ async fn issue_13_concurrent_app_edits_all_survive_and_memory_matches_the_databa
     assert_ne!(live["secret"], server.app.secret.as_str(), "rotation lost");
     assert!(live["previous_secret_expires_at"].is_i64(), "{live}");
     // One stored version per change, and memory holds the last of them.
-    assert_eq!(live["version"], 1 + requests as i64);
+    assert_eq!(live["version"], 1 + i64::try_from(requests).unwrap());
     let stored = server.server.apps.get(&server.app.id).await.unwrap();
     let mut stored = serde_json::to_value(app_dto(&stored, 0)).unwrap();
     stored["connections"] = live["connections"].clone();
@@ -175,7 +171,10 @@ async fn issue_13_apps_created_and_changed_with_the_cli_apply_without_a_restart(
     let admin = server.admin_logged_in().await;
     let deadline = Instant::now() + DEADLINE;
     while admin.get(&format!("/apps/{}", app.id)).await.body["limits"]["max_channels"] != 3 {
-        assert!(Instant::now() < deadline, "the CLI's change was not applied");
+        assert!(
+            Instant::now() < deadline,
+            "the CLI's change was not applied"
+        );
         actix_rt::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -243,7 +242,10 @@ async fn new_apps_take_the_default_limits_from_the_settings() {
         })
     );
     let unchanged = admin.get(&format!("/apps/{id}")).await.body;
-    assert_eq!(unchanged["limits"]["max_channels"], 50, "nothing was changed");
+    assert_eq!(
+        unchanged["limits"]["max_channels"], 50,
+        "nothing was changed"
+    );
     assert_eq!(unchanged["version"], 1);
 
     // The CLI's service uses the same defaults.

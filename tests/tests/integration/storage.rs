@@ -284,7 +284,7 @@ fn limits_stored_in_columns_survive_the_move_to_json() {
     assert_eq!(apps.len(), 1);
     assert_eq!(
         (
-            apps[0].limits,
+            apps[0].limits.clone(),
             apps[0].version,
             apps[0].secret.as_str(),
             apps[0].allowed_origins.clone()
