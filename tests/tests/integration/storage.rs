@@ -189,8 +189,17 @@ async fn database_outage_leaves_clients_working_and_writes_recover() {
     assert_eq!(stored[0].name, "via the API");
 }
 
-/// Applies the first `count` migrations of the backend under test, as an older version did.
-fn migrate_first(url: &str, count: usize) {
+/// What [`migrations`] does with the backend's migrations.
+#[derive(Clone, Copy)]
+enum Migrations {
+    /// Apply the first n, as an older version did.
+    RunFirst(usize),
+    /// Undo the newest applied one (its `down.sql`).
+    RevertLast,
+}
+
+/// Runs or reverts migrations of the backend under test directly, without the server.
+fn migrations(url: &str, action: Migrations) {
     use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
     #[cfg(feature = "postgres")]
     const POSTGRES: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
@@ -200,10 +209,17 @@ fn migrate_first(url: &str, count: usize) {
     fn run<C: MigrationHarness<B>, B: diesel::backend::Backend>(
         conn: &mut C,
         migrations: impl Fn() -> EmbeddedMigrations,
-        count: usize,
+        action: Migrations,
     ) {
-        for _ in 0..count {
-            conn.run_next_migration(migrations()).unwrap();
+        match action {
+            Migrations::RunFirst(count) => {
+                for _ in 0..count {
+                    conn.run_next_migration(migrations()).unwrap();
+                }
+            }
+            Migrations::RevertLast => {
+                conn.revert_last_migration(migrations()).unwrap();
+            }
         }
     }
     match reverb_pusher_tests::database::backend() {
@@ -211,19 +227,19 @@ fn migrate_first(url: &str, count: usize) {
         "postgres" => run(
             &mut diesel::PgConnection::establish(url).unwrap(),
             || POSTGRES,
-            count,
+            action,
         ),
         #[cfg(feature = "mysql")]
         "mysql" => run(
             &mut diesel::MysqlConnection::establish(url).unwrap(),
             || MYSQL,
-            count,
+            action,
         ),
         _ => run(
             &mut diesel::SqliteConnection::establish(url.strip_prefix("sqlite://").unwrap())
                 .unwrap(),
             || SQLITE,
-            count,
+            action,
         ),
     }
 }
@@ -256,7 +272,7 @@ fn limits_stored_in_columns_survive_the_move_to_json() {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::create(dir.path());
     // The schema before the change: create_apps, admin_model, admin_sessions.
-    migrate_first(&db.url, 3);
+    migrations(&db.url, Migrations::RunFirst(3));
     execute(
         &db.url,
         "INSERT INTO apps (id, name, app_key, secret, allowed_origins, created_at, updated_at, \
@@ -264,16 +280,14 @@ fn limits_stored_in_columns_survive_the_move_to_json() {
          cache_ttl_secs) \
          VALUES ('1', 'old', 'oldkey', 'oldsecret', '[\"https://a.test\"]', 0, 0, 42, 0, 2048, 99)",
     );
-    let opened = Db::open(
-        &db.url,
-        PoolOptions::default(),
-        &KeySource {
-            key: None,
-            file: dir.path().join("master.key"),
-        },
-    )
-    .unwrap();
-    let apps = opened.list_apps().unwrap();
+    let keys = KeySource {
+        key: None,
+        file: dir.path().join("master.key"),
+    };
+    let apps = Db::open(&db.url, PoolOptions::default(), &keys)
+        .unwrap()
+        .list_apps()
+        .unwrap();
     let expected = shared::limits::AppLimits {
         max_connections: 42,
         max_client_events_per_second: 0,
@@ -289,6 +303,19 @@ fn limits_stored_in_columns_survive_the_move_to_json() {
             apps[0].secret.as_str(),
             apps[0].allowed_origins.clone()
         ),
-        (expected, 1, "oldsecret", vec!["https://a.test".to_owned()])
+        (
+            expected.clone(),
+            1,
+            "oldsecret",
+            vec!["https://a.test".to_owned()]
+        )
     );
+
+    // Down and up again: the columns get their values back from the JSON, and return to it.
+    migrations(&db.url, Migrations::RevertLast);
+    let again = Db::open(&db.url, PoolOptions::default(), &keys)
+        .unwrap()
+        .list_apps()
+        .unwrap();
+    assert_eq!(again[0].limits, expected);
 }
