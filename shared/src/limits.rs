@@ -6,9 +6,12 @@
 //! struct (the server's in-memory config, the stored JSON, the API body and the settings table
 //! `[default_app_limits]`, with a `utoipa` schema behind the `openapi` feature), its `Default`,
 //! the [`AppLimitsPatch`] of the admin API, the [`LIMITS`] table the panel builds its form from,
-//! access by field name, and range-checked patching that names the offending field. Adding a
-//! limit is one entry below (plus, for a stored default other than the built-in one, nothing:
-//! the server stores limits as one JSON object whose missing fields take these defaults).
+//! access by field name, and range-checked patching that names the offending field.
+//!
+//! Adding a limit is one entry below, and no migration: the server stores the limits as one JSON
+//! object, and a stored object without the new field reads its default (`#[serde(default)]`).
+//! (A settings test then asks for the new line in `reverb-pusher.example.toml`.) Renaming or
+//! removing a limit does need a migration that rewrites the stored objects.
 //!
 //! This module is plain Rust with serde only, so it compiles to wasm32 for the panel.
 
