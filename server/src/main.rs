@@ -248,12 +248,9 @@ fn user_command(settings: &Settings, command: UserCommand) -> Result<(), String>
     Ok(())
 }
 
-/// Error text for an app command.
+/// Error text for an app command (a refused value's message names its field).
 fn app_error(e: AppError) -> String {
-    match e {
-        AppError::Invalid(e) => format!("{}: {}", e.field, e.message),
-        other => other.to_string(),
-    }
+    e.to_string()
 }
 
 /// A `--limit FIELD=VALUE` argument as a patch entry.

@@ -465,6 +465,54 @@ pub fn app_dto(c: &AppConfig, connections: usize) -> App {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::{KeySource, PoolOptions};
+    use actix::Actor;
+
+    fn open(dir: &std::path::Path) -> Db {
+        let url = dir.join("t.db").display().to_string();
+        let keys = KeySource {
+            key: None,
+            file: dir.join("master.key"),
+        };
+        Db::open(&url, PoolOptions::default(), &keys).unwrap()
+    }
+
+    /// The running server's service and the CLI's, on one database: the CLI's changes reach
+    /// memory through `sync`, and an older version never replaces a newer one.
+    #[actix_web::test]
+    async fn changes_made_without_live_apps_are_synced_in_version_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path());
+        let directory = Directory::default();
+        let registry = AppRegistry::new(directory.clone(), Arc::default()).start();
+        let server = AppService::with_live(
+            db.clone(),
+            AppLimits::default(),
+            LiveApps::new(&registry, directory.clone()),
+        );
+        let cli = AppService::new(db, AppLimits::default());
+        let live = |id: &str| directory.by_id(id).map(|h| (*h.config.load_full()).clone());
+
+        let app = cli.create("cli", "a", &AppPatch::default()).await.unwrap();
+        assert!(live(&app.id).is_none(), "the CLI applies nothing itself");
+        let synced = server.sync().await.unwrap();
+        assert_eq!((synced.started, synced.updated, synced.stopped), (1, 0, 0));
+        assert_eq!(live(&app.id).unwrap(), app);
+
+        let v2 = cli.set_enabled("cli", &app.id, false).await.unwrap();
+        assert_eq!(v2.version, 2);
+        assert_eq!(server.sync().await.unwrap().updated, 1);
+        assert_eq!(live(&app.id).unwrap(), v2);
+        assert_eq!(server.sync().await.unwrap(), Synced::default());
+
+        // A late apply of version 1 is refused; memory stays at version 2.
+        assert!(!registry.send(UpdateApp(app.clone())).await.unwrap());
+        assert_eq!(live(&app.id).unwrap().version, 2);
+
+        cli.delete("cli", &app.id).await.unwrap();
+        assert_eq!(server.sync().await.unwrap().stopped, 1);
+        assert!(live(&app.id).is_none());
+    }
 
     #[test]
     fn the_audit_record_masks_the_secret() {
