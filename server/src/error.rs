@@ -106,6 +106,27 @@ impl From<crate::db::DbError> for ApiError {
     }
 }
 
+impl From<crate::apps::ConfigError> for ApiError {
+    fn from(e: crate::apps::ConfigError) -> Self {
+        Self::validation(e.field, e.message)
+    }
+}
+
+impl From<crate::apps::AppError> for ApiError {
+    fn from(e: crate::apps::AppError) -> Self {
+        use crate::apps::AppError;
+        match e {
+            AppError::NotFound(id) => Self::not_found(format!("No app with id {id}")),
+            AppError::Invalid(e) => e.into(),
+            AppError::Contended => Self::conflict(
+                "conflict",
+                "The app kept changing while this change was made; nothing was changed. Retry.",
+            ),
+            AppError::Db(e) => e.into(),
+        }
+    }
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.kind, self.message)

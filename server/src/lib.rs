@@ -26,9 +26,9 @@ use actix::{Actor, Addr, Arbiter};
 use actix_web::{web, App, HttpServer};
 
 use actors::directory::Directory;
-use actors::messages::{DrainAll, StartApp, UpdateApp};
+use actors::messages::DrainAll;
 use actors::registry::AppRegistry;
-use apps::AppConfig;
+use apps::{AppConfig, AppError, AppService, LiveApps};
 use db::{Db, DbError};
 use node::NodeState;
 use settings::Settings;
@@ -53,11 +53,23 @@ pub struct Server {
     pub db: Db,
     pub node: Arc<NodeState>,
     pub admin: Arc<admin::AdminState>,
+    /// Creates, changes and deletes apps (store, audit, apply).
+    pub apps: AppService,
     drain_window: Duration,
     handles: Vec<actix_web::dev::ServerHandle>,
     /// The threads that run the app supervisors and their channels.
     arbiters: Vec<Arbiter>,
+    /// The loop that applies app changes made by other processes.
+    app_sync: actix_web::rt::task::JoinHandle<()>,
     tls: Option<Arc<tls::ReloadingCert>>,
+}
+
+fn into_db(e: AppError) -> DbError {
+    match e {
+        AppError::Db(e) => e,
+        AppError::NotFound(_) => DbError::NotFound,
+        other => DbError::Unavailable(other.to_string()),
+    }
 }
 
 /// Runs blocking database work on the blocking pool, off the async threads.
@@ -82,7 +94,6 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
     let db = web::block(move || Db::open(&url, options, &keys))
         .await
         .map_err(|_| DbError::Unavailable("database worker failed".into()))??;
-    let apps = blocking(&db, Db::list_apps).await?;
 
     let node = Arc::new(NodeState::default());
     let directory = Directory::default();
@@ -95,10 +106,17 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
     let arbiters: Vec<Arbiter> = (0..app_threads).map(|_| Arbiter::new()).collect();
     let handles = arbiters.iter().map(Arbiter::handle).collect();
     let registry = AppRegistry::new(directory.clone(), node.clone(), handles).start();
-    for app in apps {
-        // Awaited so that every app is reachable before the first connection is accepted.
-        let _ = registry.send(StartApp(app)).await;
-    }
+    let apps = AppService::with_live(
+        db.clone(),
+        settings.default_app_limits.clone(),
+        LiveApps::new(&registry, directory.clone()),
+    );
+    // Awaited so that every app is reachable before the first connection is accepted.
+    apps.sync().await?;
+    let app_sync = apps::sync::spawn(
+        apps.clone(),
+        Duration::from_millis(settings.app_sync_interval_ms),
+    );
 
     let admin = Arc::new(admin::AdminState::default());
     if blocking(&db, Db::count_users).await? == 0 {
@@ -136,6 +154,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
         settings: Arc::new(settings),
         db: db.clone(),
         admin: admin.clone(),
+        apps: apps.clone(),
     });
     let main_state = state.clone();
     let server = HttpServer::new(move || {
@@ -194,9 +213,11 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
         db,
         node,
         admin,
+        apps,
         drain_window,
         handles,
         arbiters,
+        app_sync,
         tls,
     })
 }
@@ -216,26 +237,24 @@ impl Server {
         }
     }
 
-    /// Creates an app with fresh credentials, stores it and starts its supervisor.
+    /// Creates an app with fresh credentials and the default limits, stores it and starts its
+    /// supervisor (recorded in the audit log as done by `server`).
     pub async fn create_app(&self, name: &str) -> Result<AppConfig, DbError> {
-        let app = AppConfig::generate(name);
-        self.add_app(app).await
+        let settings = shared::admin::AppPatch::default();
+        self.apps
+            .create("server", name, &settings)
+            .await
+            .map_err(into_db)
     }
 
     /// Stores a fully specified app and starts its supervisor.
     pub async fn add_app(&self, app: AppConfig) -> Result<AppConfig, DbError> {
-        let stored = app.clone();
-        blocking(&self.db, move |db| db.insert_app(&stored)).await?;
-        let _ = self.registry.send(StartApp(app.clone())).await;
-        Ok(app)
+        self.apps.add("server", app).await.map_err(into_db)
     }
 
     /// Stores a changed app and applies it to the running supervisor at once.
-    pub async fn update_app(&self, app: AppConfig) -> Result<(), DbError> {
-        let stored = app.clone();
-        blocking(&self.db, move |db| db.update_app(&stored)).await?;
-        let _ = self.registry.send(UpdateApp(app)).await;
-        Ok(())
+    pub async fn update_app(&self, app: AppConfig) -> Result<AppConfig, DbError> {
+        self.apps.replace("server", app).await.map_err(into_db)
     }
 
     /// Tells every client to reconnect elsewhere (4200), then stops serving.
@@ -244,6 +263,7 @@ impl Server {
     /// closed with 4200 at random moments within the drain window; then in-flight HTTP requests
     /// finish (at most 5 s) and the listeners stop.
     pub async fn shutdown(self) {
+        self.app_sync.abort();
         self.node
             .draining
             .store(true, std::sync::atomic::Ordering::SeqCst);

@@ -1,4 +1,8 @@
-//! The `reverb-pusher` command: `serve` (the default), `app create|list` and `migrate`.
+//! The `reverb-pusher` command: `serve` (the default), `app create|list|enable|disable|
+//! rotate-secret|set|delete`, `user create`, `migrate` and `rotate-master-key`.
+//!
+//! App commands go through `AppService` without an actor system (store and audit only); a
+//! running server picks the change up within `app_sync_interval_ms`.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -6,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use figment::providers::Serialized;
-use reverb_pusher::apps::AppConfig;
+use reverb_pusher::apps::{AppConfig, AppError, AppService};
 use reverb_pusher::db::crypto::MasterKey;
 use reverb_pusher::db::{self, Db};
 use reverb_pusher::settings::Settings;
@@ -80,7 +84,7 @@ enum UserCommand {
 
 #[derive(Subcommand)]
 enum AppCommand {
-    /// Create an app with fresh credentials and print them.
+    /// Create an app with fresh credentials and the default limits, and print them.
     Create {
         #[arg(long)]
         name: String,
@@ -97,6 +101,31 @@ enum AppCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Let an app accept connections again.
+    Enable { id: String },
+    /// Refuse an app's connections (open ones are closed with 4003).
+    Disable { id: String },
+    /// Replace an app's secret and print the new credentials.
+    RotateSecret {
+        id: String,
+        /// Seconds during which the old secret keeps signing.
+        #[arg(long, default_value_t = 0)]
+        grace_secs: u32,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change an app's name or limits, e.g. `--limit max_connections=500`.
+    Set {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// `FIELD=VALUE` for a limit (repeatable); fields as in the admin API's `limits`.
+        #[arg(long = "limit", value_name = "FIELD=VALUE")]
+        limits: Vec<String>,
+    },
+    /// Delete an app (a running server closes its connections with 4001).
+    Delete { id: String },
 }
 
 #[derive(Serialize)]
@@ -219,12 +248,45 @@ fn user_command(settings: &Settings, command: UserCommand) -> Result<(), String>
     Ok(())
 }
 
+/// Error text for an app command (a refused value's message names its field).
+fn app_error(e: AppError) -> String {
+    e.to_string()
+}
+
+/// A `--limit FIELD=VALUE` argument as a patch entry.
+fn limit_arg(patch: &mut shared::admin::AppLimitsPatch, arg: &str) -> Result<(), String> {
+    let (field, value) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("--limit {arg}: use FIELD=VALUE"))?;
+    let value: u32 = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("--limit {arg}: the value must be a whole number"))?;
+    if !patch.set(field.trim(), value) {
+        let known: Vec<&str> = shared::limits::LIMITS.iter().map(|l| l.field).collect();
+        return Err(format!(
+            "--limit {arg}: no such limit (known: {})",
+            known.join(", ")
+        ));
+    }
+    Ok(())
+}
+
 fn app_command(settings: &Settings, command: AppCommand) -> Result<(), String> {
     let db = open_db(settings)?;
+    let apps = AppService::new(db, settings.default_app_limits.clone());
+    // The service is async (it runs database work on a blocking pool); the CLI waits for it.
+    actix_web::rt::System::new().block_on(run_app_command(&apps, command))
+}
+
+async fn run_app_command(apps: &AppService, command: AppCommand) -> Result<(), String> {
+    const ACTOR: &str = "cli";
     match command {
         AppCommand::Create { name, json } => {
-            let app = AppConfig::generate(&name);
-            db.insert_app(&app).map_err(|e| e.to_string())?;
+            let app = apps
+                .create(ACTOR, &name, &shared::admin::AppPatch::default())
+                .await
+                .map_err(app_error)?;
             if json {
                 println!(
                     "{}",
@@ -232,11 +294,11 @@ fn app_command(settings: &Settings, command: AppCommand) -> Result<(), String> {
                 );
             } else {
                 print_credentials(&app);
-                println!("A running server loads new apps when it starts.");
+                println!("A running server picks the new app up within a few seconds.");
             }
         }
         AppCommand::List { secrets, json } => {
-            let apps = db.list_apps().map_err(|e| e.to_string())?;
+            let apps = apps.list().await.map_err(app_error)?;
             if json {
                 let list: Vec<_> = apps.iter().map(|a| Credentials::of(a, secrets)).collect();
                 println!("{}", serde_json::to_string(&list).unwrap_or_default());
@@ -253,6 +315,55 @@ fn app_command(settings: &Settings, command: AppCommand) -> Result<(), String> {
                     );
                 }
             }
+        }
+        AppCommand::Enable { id } => {
+            apps.set_enabled(ACTOR, &id, true)
+                .await
+                .map_err(app_error)?;
+            println!("app {id} enabled");
+        }
+        AppCommand::Disable { id } => {
+            apps.set_enabled(ACTOR, &id, false)
+                .await
+                .map_err(app_error)?;
+            println!("app {id} disabled");
+        }
+        AppCommand::RotateSecret {
+            id,
+            grace_secs,
+            json,
+        } => {
+            let app = apps
+                .rotate_secret(ACTOR, &id, grace_secs)
+                .await
+                .map_err(app_error)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&Credentials::of(&app, true)).unwrap_or_default()
+                );
+            } else {
+                print_credentials(&app);
+            }
+        }
+        AppCommand::Set { id, name, limits } => {
+            let mut patch = shared::admin::AppPatch {
+                name,
+                ..Default::default()
+            };
+            if !limits.is_empty() {
+                let mut changes = shared::admin::AppLimitsPatch::default();
+                for arg in &limits {
+                    limit_arg(&mut changes, arg)?;
+                }
+                patch.limits = Some(changes);
+            }
+            let app = apps.update(ACTOR, &id, patch).await.map_err(app_error)?;
+            println!("app {} changed (version {})", app.id, app.version);
+        }
+        AppCommand::Delete { id } => {
+            apps.delete(ACTOR, &id).await.map_err(app_error)?;
+            println!("app {id} deleted");
         }
     }
     Ok(())

@@ -6,11 +6,12 @@ use std::path::Path;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
+use shared::limits::{AppLimits, LimitError};
 
 const ENV_PREFIX: &str = "REVERB_PUSHER_";
 
 /// Every field of [`Settings`], as environment variables name them (a test keeps it in step).
-const FIELDS: [&str; 27] = [
+const FIELDS: [&str; 29] = [
     "tls_cert_file",
     "tls_key_file",
     "tls_reload_secs",
@@ -38,6 +39,8 @@ const FIELDS: [&str; 27] = [
     "client_disconnect_timeout_ms",
     "log_level",
     "log_format",
+    "app_sync_interval_ms",
+    "default_app_limits",
 ];
 
 /// A setting that must never appear in logs or `Debug` output.
@@ -132,6 +135,13 @@ pub struct Settings {
     /// Log filter in `tracing` `EnvFilter` syntax, e.g. `info` or `reverb_pusher=debug`.
     pub log_level: String,
     pub log_format: LogFormat,
+    /// How often (milliseconds) the server reads the apps' stored versions and applies changes
+    /// made elsewhere (the `app` CLI commands, other nodes): created apps start, changed ones
+    /// apply, deleted ones stop, without a restart.
+    pub app_sync_interval_ms: u64,
+    /// The limits of newly created apps (admin API, panel, CLI). Each limit is optional here;
+    /// a missing one takes its built-in default. Existing apps keep their own limits.
+    pub default_app_limits: AppLimits,
 }
 
 impl Default for Settings {
@@ -164,6 +174,8 @@ impl Default for Settings {
             metrics_token: None,
             log_level: "info".into(),
             log_format: LogFormat::Pretty,
+            app_sync_interval_ms: 1000,
+            default_app_limits: AppLimits::default(),
         }
     }
 }
@@ -178,6 +190,8 @@ pub enum SettingsError {
         field: &'static str,
         reason: &'static str,
     },
+    #[error("invalid setting default_app_{0}")]
+    DefaultLimit(#[from] LimitError),
 }
 
 impl Settings {
@@ -286,6 +300,10 @@ impl Settings {
         if self.outbound_buffer_bytes < 1024 {
             return invalid("outbound_buffer_bytes", "must be at least 1024");
         }
+        if self.app_sync_interval_ms == 0 {
+            return invalid("app_sync_interval_ms", "must be at least 1");
+        }
+        self.default_app_limits.validate()?;
         Ok(())
     }
 }
@@ -294,6 +312,7 @@ impl Settings {
 #[allow(clippy::result_large_err)] // figment's Jail closures return figment's own error type
 mod tests {
     use super::*;
+    use shared::limits::LIMITS;
 
     #[test]
     fn field_list_matches_the_struct() {
@@ -338,8 +357,16 @@ mod tests {
         let text = std::fs::read_to_string(path).unwrap();
         for field in FIELDS {
             assert!(
-                text.contains(&format!("{field} =")),
+                text.contains(&format!("{field} =")) || text.contains(&format!("[{field}]")),
                 "{field} missing from the example file"
+            );
+        }
+        let (_, limits) = text.split_once("[default_app_limits]").unwrap();
+        for spec in &LIMITS {
+            assert!(
+                limits.contains(&format!("{} = {}\n", spec.field, spec.default)),
+                "{} missing from [default_app_limits] in the example file",
+                spec.field
             );
         }
         let parsed = Settings::from_figment(&Figment::from(Toml::file_exact(path))).unwrap();
@@ -372,6 +399,29 @@ mod tests {
     }
 
     #[test]
+    fn default_app_limits_from_a_file_and_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "reverb-pusher.toml",
+                "[default_app_limits]\nmax_connections = 500\nmax_channels = 20",
+            )?;
+            let s = Settings::from_figment(&Settings::figment(None)).unwrap();
+            assert_eq!(
+                (
+                    s.default_app_limits.max_connections,
+                    s.default_app_limits.max_channels
+                ),
+                (500, 20)
+            );
+            assert_eq!(s.default_app_limits.max_channels_per_connection, 100);
+            jail.set_env("REVERB_PUSHER_DEFAULT_APP_LIMITS", "{max_connections=7}");
+            let s = Settings::from_figment(&Settings::figment(None)).unwrap();
+            assert_eq!(s.default_app_limits.max_connections, 7);
+            Ok(())
+        });
+    }
+
+    #[test]
     fn defaults_are_valid() {
         Settings::default().validate().unwrap();
     }
@@ -395,6 +445,16 @@ mod tests {
             assert!(Settings::from_figment(&Settings::figment(None)).is_err());
             jail.create_file("reverb-pusher.toml", "activity_timeout_secs = 0")?;
             assert!(Settings::from_figment(&Settings::figment(None)).is_err());
+            jail.create_file(
+                "reverb-pusher.toml",
+                "[default_app_limits]\nmax_channels_per_connection = 0",
+            )?;
+            let err = Settings::from_figment(&Settings::figment(None)).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "invalid setting default_app_limits.max_channels_per_connection must be \
+                 between 1 and 10000"
+            );
             Ok(())
         });
     }

@@ -19,4 +19,6 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub db: Db,
     pub admin: Arc<crate::admin::AdminState>,
+    /// The one place that changes apps.
+    pub apps: crate::apps::AppService,
 }

@@ -8,6 +8,10 @@ use serde_json::Value;
 #[cfg(feature = "openapi")]
 use utoipa::ToSchema;
 
+pub use crate::limits::{
+    limit_spec, AppLimits, AppLimitsPatch, LimitError, LimitSpec, LIMITS, LIMIT_COUNT,
+};
+
 /// Every error: a stable kind to match on, a sentence for people, and for validation errors
 /// the field at fault.
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -112,52 +116,6 @@ pub struct CreatedApiToken {
     pub token: String,
 }
 
-/// Per-app limits. Zero means unlimited for `max_connections` and
-/// `max_client_events_per_second`.
-#[cfg_attr(feature = "openapi", derive(ToSchema))]
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AppLimits {
-    pub max_connections: u32,
-    pub max_client_events_per_second: u32,
-    pub max_channel_name_length: u32,
-    pub max_event_name_length: u32,
-    pub max_event_payload_bytes: u32,
-    pub max_event_channels_at_once: u32,
-    pub max_event_batch_size: u32,
-    pub max_presence_members: u32,
-    pub max_presence_member_size_bytes: u32,
-    pub max_user_id_length: u32,
-    pub cache_ttl_secs: u32,
-}
-
-/// Changes to limits; absent fields stay as they are.
-#[cfg_attr(feature = "openapi", derive(ToSchema))]
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct AppLimitsPatch {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_connections: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_client_events_per_second: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_channel_name_length: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_event_name_length: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_event_payload_bytes: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_event_channels_at_once: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_event_batch_size: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_presence_members: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_presence_member_size_bytes: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_user_id_length: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache_ttl_secs: Option<u32>,
-}
-
 /// An app with its credentials and settings.
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,6 +139,9 @@ pub struct App {
     pub previous_secret_expires_at: Option<i64>,
     /// Open connections on this node.
     pub connections: u64,
+    /// The stored revision: it increases with every change, from any node or the CLI.
+    #[serde(default)]
+    pub version: i64,
 }
 
 /// Changes to an app's settings; absent fields stay as they are.
@@ -363,173 +324,5 @@ pub const MAX_PASSWORD: usize = 1024;
 /// Longest app or user name.
 pub const MAX_NAME: usize = 100;
 
-/// One per-app limit: its field in `AppLimits`, a label and help for people, and its range.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LimitSpec {
-    pub field: &'static str,
-    pub label: &'static str,
-    pub help: &'static str,
-    pub min: u32,
-    pub max: u32,
-}
-
-/// Every limit with the range the server accepts.
-pub const LIMITS: [LimitSpec; 11] = [
-    LimitSpec {
-        field: "max_connections",
-        label: "Max connections",
-        help: "0 means unlimited",
-        min: 0,
-        max: 10_000_000,
-    },
-    LimitSpec {
-        field: "max_client_events_per_second",
-        label: "Client events per second, per connection",
-        help: "0 means unlimited",
-        min: 0,
-        max: 100_000,
-    },
-    LimitSpec {
-        field: "max_channel_name_length",
-        label: "Max channel name length",
-        help: "characters",
-        min: 1,
-        max: 1024,
-    },
-    LimitSpec {
-        field: "max_event_name_length",
-        label: "Max event name length",
-        help: "characters",
-        min: 1,
-        max: 1024,
-    },
-    LimitSpec {
-        field: "max_event_payload_bytes",
-        label: "Max event payload",
-        help: "bytes",
-        min: 1,
-        max: 10 * 1024 * 1024,
-    },
-    LimitSpec {
-        field: "max_event_channels_at_once",
-        label: "Channels per triggered event",
-        help: "",
-        min: 1,
-        max: 1000,
-    },
-    LimitSpec {
-        field: "max_event_batch_size",
-        label: "Events per batch",
-        help: "",
-        min: 1,
-        max: 1000,
-    },
-    LimitSpec {
-        field: "max_presence_members",
-        label: "Members per presence channel",
-        help: "",
-        min: 1,
-        max: 100_000,
-    },
-    LimitSpec {
-        field: "max_presence_member_size_bytes",
-        label: "Presence member info size",
-        help: "bytes",
-        min: 1,
-        max: 64 * 1024,
-    },
-    LimitSpec {
-        field: "max_user_id_length",
-        label: "Max user id length",
-        help: "characters",
-        min: 1,
-        max: 1024,
-    },
-    LimitSpec {
-        field: "cache_ttl_secs",
-        label: "Cache channel TTL",
-        help: "seconds",
-        min: 1,
-        max: 7 * 86_400,
-    },
-];
-
-/// The range of a limit field (`None` for an unknown field).
-pub fn limit_spec(field: &str) -> Option<&'static LimitSpec> {
-    LIMITS.iter().find(|l| l.field == field)
-}
-
 /// The accepted range of the user-auth timeout, in seconds.
 pub const USER_AUTH_TIMEOUT_SECS: (u32, u32) = (1, 86_400);
-
-impl AppLimits {
-    /// A limit's value by field name.
-    pub fn get(&self, field: &str) -> Option<u32> {
-        Some(match field {
-            "max_connections" => self.max_connections,
-            "max_client_events_per_second" => self.max_client_events_per_second,
-            "max_channel_name_length" => self.max_channel_name_length,
-            "max_event_name_length" => self.max_event_name_length,
-            "max_event_payload_bytes" => self.max_event_payload_bytes,
-            "max_event_channels_at_once" => self.max_event_channels_at_once,
-            "max_event_batch_size" => self.max_event_batch_size,
-            "max_presence_members" => self.max_presence_members,
-            "max_presence_member_size_bytes" => self.max_presence_member_size_bytes,
-            "max_user_id_length" => self.max_user_id_length,
-            "cache_ttl_secs" => self.cache_ttl_secs,
-            _ => return None,
-        })
-    }
-}
-
-impl AppLimitsPatch {
-    /// Sets a limit by field name; false for an unknown field.
-    pub fn set(&mut self, field: &str, value: u32) -> bool {
-        let slot = match field {
-            "max_connections" => &mut self.max_connections,
-            "max_client_events_per_second" => &mut self.max_client_events_per_second,
-            "max_channel_name_length" => &mut self.max_channel_name_length,
-            "max_event_name_length" => &mut self.max_event_name_length,
-            "max_event_payload_bytes" => &mut self.max_event_payload_bytes,
-            "max_event_channels_at_once" => &mut self.max_event_channels_at_once,
-            "max_event_batch_size" => &mut self.max_event_batch_size,
-            "max_presence_members" => &mut self.max_presence_members,
-            "max_presence_member_size_bytes" => &mut self.max_presence_member_size_bytes,
-            "max_user_id_length" => &mut self.max_user_id_length,
-            "cache_ttl_secs" => &mut self.cache_ttl_secs,
-            _ => return false,
-        };
-        *slot = Some(value);
-        true
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_limit_is_reachable_by_name() {
-        let mut patch = AppLimitsPatch::default();
-        for spec in &LIMITS {
-            assert!(spec.min <= spec.max, "{}", spec.field);
-            assert!(patch.set(spec.field, spec.max), "{}", spec.field);
-        }
-        let json = serde_json::to_value(&patch).unwrap();
-        let set = json
-            .as_object()
-            .unwrap()
-            .values()
-            .filter(|v| !v.is_null())
-            .count();
-        assert_eq!(
-            set,
-            LIMITS.len(),
-            "every field of the patch is named in LIMITS"
-        );
-        let limits: AppLimits = serde_json::from_value(json).unwrap();
-        for spec in &LIMITS {
-            assert_eq!(limits.get(spec.field), Some(spec.max));
-        }
-    }
-}

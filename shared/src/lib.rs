@@ -1,13 +1,15 @@
 //! Types shared by the server, the admin UI (compiled to wasm32) and the tests.
 //!
 //! This crate owns the Pusher wire vocabulary: close/error codes, channel-name classification
-//! and the exact JSON of every server frame. It must stay free of server dependencies (actix,
+//! and the exact JSON of every server frame; the admin API's bodies; and the one declaration of
+//! the per-app limits ([`limits`]). It must stay free of server dependencies (actix,
 //! diesel) so that the admin UI can use it in the browser.
 
 pub mod admin;
 pub mod channel;
 pub mod codes;
 pub mod frames;
+pub mod limits;
 pub mod snippets;
 
 pub use channel::{ChannelKind, ChannelName};

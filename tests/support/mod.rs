@@ -32,6 +32,9 @@ pub struct TestServer {
     pub app: AppConfig,
     /// The database URL the server was given.
     pub database_url: String,
+    /// The settings the server was started with (a CLI-style `AppService` opens the same
+    /// database and master key with them).
+    pub settings: Settings,
     // Dropped after the server handle: the database goes last.
     _db: TestDb,
     _dir: tempfile::TempDir,
@@ -64,6 +67,7 @@ impl TestServer {
             reverb_pusher::telemetry::init(&s);
         }
         let database_url = s.database_url.clone();
+        let settings = s.clone();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let server = reverb_pusher::start(s, listener)
             .await
@@ -75,6 +79,7 @@ impl TestServer {
             server,
             app,
             database_url,
+            settings,
             _db: db,
             _dir: dir,
         }

@@ -3,6 +3,7 @@
 
 mod integration {
     pub mod admin;
+    pub mod apps;
     pub mod channels;
     pub mod client_events;
     pub mod connection;

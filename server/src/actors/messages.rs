@@ -21,7 +21,8 @@ use crate::protocol::subscribe::Refusal;
 #[rtype(result = "()")]
 pub struct StartApp(pub AppConfig);
 
-/// Replace an app's configuration; it applies at once to that app only.
+/// Replace an app's configuration; it applies at once to that app only. A configuration whose
+/// `version` is older than the live one is ignored (false), so applies that cross never go back.
 #[derive(Message)]
 #[rtype(result = "bool")]
 pub struct UpdateApp(pub AppConfig);

@@ -87,6 +87,10 @@ impl Handler<UpdateApp> for AppRegistry {
         let Some(handle) = self.directory.by_id(&app.id) else {
             return false;
         };
+        if handle.config.load().version > app.version {
+            // Two writers' applies crossed: the newer stored version is already live.
+            return false;
+        }
         let old_key = handle.config.load().key.clone();
         if old_key != app.key {
             self.directory.rekey(&old_key, &app.key);

@@ -3,7 +3,7 @@
 //!
 //! Reads of apps show the live, in-memory configuration. Every write goes to the database first
 //! (503 if it is down, and then nothing changes), with its audit record, and only then to the
-//! app's supervisor, where it takes effect.
+//! app's supervisor, where it takes effect; for apps, `crate::apps::AppService` does all three.
 
 pub mod apps;
 pub mod audit;

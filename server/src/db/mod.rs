@@ -340,11 +340,29 @@ pub fn now_unix() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// An app as stored: the identity that never changes, and the fields a change rewrites.
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = apps)]
+struct AppRow {
+    id: String,
+    created_at: i64,
+    #[diesel(embed)]
+    fields: AppFields,
+}
+
+/// Every column an app change rewrites (the changeset of a compare-and-swap update).
+///
+/// The limits are one JSON object in one text column, (de)serialised with
+/// `shared::limits::AppLimits`, not one column per limit: the server never queries a single
+/// limit in SQL, it always loads and stores the set as a whole, and a JSON column means the
+/// list of limits is written down once (in `shared::limits`) instead of again in the schema, the
+/// migrations of three backends and two hand-written conversions. A row stored before a limit
+/// existed reads it as its default (`#[serde(default)]`), so adding a limit needs no data
+/// migration at all.
 #[derive(Debug, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = apps)]
 #[diesel(treat_none_as_null = true)]
-struct AppRow {
-    id: String,
+struct AppFields {
     name: String,
     app_key: String,
     secret: String,
@@ -355,18 +373,8 @@ struct AppRow {
     user_auth_timeout_secs: i32,
     watchlist_events: bool,
     subscription_count_events: bool,
-    max_connections: i32,
-    max_client_events_per_second: i32,
-    max_channel_name_length: i32,
-    max_event_name_length: i32,
-    max_event_payload_bytes: i32,
-    max_event_channels_at_once: i32,
-    max_event_batch_size: i32,
-    max_presence_members: i32,
-    max_presence_member_size_bytes: i32,
-    max_user_id_length: i32,
-    cache_ttl_secs: i32,
-    created_at: i64,
+    limits: String,
+    version: i64,
     updated_at: i64,
     previous_secret: Option<String>,
     previous_secret_expires_at: Option<i64>,
@@ -390,49 +398,48 @@ fn previous_secret_context(app_id: &str) -> String {
 }
 
 impl AppRow {
-    fn into_config(self, key: &MasterKey) -> Result<AppConfig, KeyError> {
-        let secret = key.decrypt(&self.secret, &secret_context(&self.id))?;
-        let previous_secret = match (self.previous_secret, self.previous_secret_expires_at) {
+    fn into_config(self, key: &MasterKey) -> Result<AppConfig, DbError> {
+        let f = self.fields;
+        let secret = key.decrypt(&f.secret, &secret_context(&self.id))?;
+        let previous_secret = match (f.previous_secret, f.previous_secret_expires_at) {
             (Some(stored), Some(expires_at)) => Some(PreviousSecret {
                 secret: key.decrypt(&stored, &previous_secret_context(&self.id))?,
                 expires_at,
             }),
             _ => None,
         };
+        let limits: AppLimits = serde_json::from_str(&f.limits)
+            .map_err(|e| DbError::Query(QueryError::DeserializationError(Box::new(e))))?;
         Ok(AppConfig {
             id: self.id,
-            name: self.name,
-            key: self.app_key,
+            name: f.name,
+            key: f.app_key,
             secret,
             previous_secret,
-            enabled: self.enabled,
-            allowed_origins: serde_json::from_str(&self.allowed_origins).unwrap_or_default(),
-            client_events: self.client_events,
-            require_user_auth: self.require_user_auth,
-            user_auth_timeout_secs: to_u32(self.user_auth_timeout_secs),
-            watchlist_events: self.watchlist_events,
-            subscription_count_events: self.subscription_count_events,
-            limits: AppLimits {
-                max_connections: to_u32(self.max_connections),
-                max_client_events_per_second: to_u32(self.max_client_events_per_second),
-                max_channel_name_length: to_u32(self.max_channel_name_length),
-                max_event_name_length: to_u32(self.max_event_name_length),
-                max_event_payload_bytes: to_u32(self.max_event_payload_bytes),
-                max_event_channels_at_once: to_u32(self.max_event_channels_at_once),
-                max_event_batch_size: to_u32(self.max_event_batch_size),
-                max_presence_members: to_u32(self.max_presence_members),
-                max_presence_member_size_bytes: to_u32(self.max_presence_member_size_bytes),
-                max_user_id_length: to_u32(self.max_user_id_length),
-                cache_ttl_secs: to_u32(self.cache_ttl_secs),
-                ..AppLimits::default()
-            },
+            enabled: f.enabled,
+            allowed_origins: serde_json::from_str(&f.allowed_origins).unwrap_or_default(),
+            client_events: f.client_events,
+            require_user_auth: f.require_user_auth,
+            user_auth_timeout_secs: to_u32(f.user_auth_timeout_secs),
+            watchlist_events: f.watchlist_events,
+            subscription_count_events: f.subscription_count_events,
+            limits,
+            version: f.version,
         })
     }
 
     fn from_config(c: &AppConfig, key: &MasterKey, created_at: i64, updated_at: i64) -> Self {
-        let l = &c.limits;
         Self {
             id: c.id.clone(),
+            created_at,
+            fields: AppFields::from_config(c, key, updated_at),
+        }
+    }
+}
+
+impl AppFields {
+    fn from_config(c: &AppConfig, key: &MasterKey, updated_at: i64) -> Self {
+        Self {
             name: c.name.clone(),
             app_key: c.key.clone(),
             secret: key.encrypt(&c.secret, &secret_context(&c.id)),
@@ -444,18 +451,8 @@ impl AppRow {
             user_auth_timeout_secs: to_i32(c.user_auth_timeout_secs),
             watchlist_events: c.watchlist_events,
             subscription_count_events: c.subscription_count_events,
-            max_connections: to_i32(l.max_connections),
-            max_client_events_per_second: to_i32(l.max_client_events_per_second),
-            max_channel_name_length: to_i32(l.max_channel_name_length),
-            max_event_name_length: to_i32(l.max_event_name_length),
-            max_event_payload_bytes: to_i32(l.max_event_payload_bytes),
-            max_event_channels_at_once: to_i32(l.max_event_channels_at_once),
-            max_event_batch_size: to_i32(l.max_event_batch_size),
-            max_presence_members: to_i32(l.max_presence_members),
-            max_presence_member_size_bytes: to_i32(l.max_presence_member_size_bytes),
-            max_user_id_length: to_i32(l.max_user_id_length),
-            cache_ttl_secs: to_i32(l.cache_ttl_secs),
-            created_at,
+            limits: serde_json::to_string(&c.limits).unwrap_or_else(|_| "{}".into()),
+            version: c.version,
             updated_at,
             previous_secret: c
                 .previous_secret
@@ -522,12 +519,27 @@ impl Db {
             .order((apps::created_at.asc(), apps::id.asc()))
             .select(AppRow::as_select())
             .load(&mut self.conn()?)?;
-        rows.into_iter()
-            .map(|r| r.into_config(&self.key).map_err(DbError::from))
-            .collect()
+        rows.into_iter().map(|r| r.into_config(&self.key)).collect()
     }
 
-    /// Stores a new app (its id and key must be unused: [`DbError::Conflict`] otherwise).
+    /// One app; [`DbError::NotFound`] if there is none.
+    pub fn get_app(&self, id: &str) -> Result<AppConfig, DbError> {
+        apps::table
+            .find(id)
+            .select(AppRow::as_select())
+            .first(&mut self.conn()?)?
+            .into_config(&self.key)
+    }
+
+    /// Every app's id and stored version: what a running server compares with its memory.
+    pub fn app_versions(&self) -> Result<Vec<(String, i64)>, DbError> {
+        Ok(apps::table
+            .select((apps::id, apps::version))
+            .load(&mut self.conn()?)?)
+    }
+
+    /// Stores a new app at its `version` (its id and key must be unused: [`DbError::Conflict`]
+    /// otherwise).
     pub fn insert_app(&self, app: &AppConfig) -> Result<(), DbError> {
         let now = now_unix();
         diesel::insert_into(apps::table)
@@ -536,17 +548,27 @@ impl Db {
         Ok(())
     }
 
-    /// Stores a changed app (every field but the creation time).
-    pub fn update_app(&self, app: &AppConfig) -> Result<(), DbError> {
+    /// Stores a changed app (every field but the creation time) if the stored row is still at
+    /// version `expected`: a compare-and-swap. `app.version` is the version written. Returns
+    /// false when another writer changed the row first; [`DbError::NotFound`] when it is gone.
+    pub fn update_app_if(&self, app: &AppConfig, expected: i64) -> Result<bool, DbError> {
         let mut conn = self.conn()?;
-        let created: i64 = apps::table
-            .find(&app.id)
-            .select(apps::created_at)
-            .first(&mut conn)?;
-        diesel::update(apps::table.find(&app.id))
-            .set(AppRow::from_config(app, &self.key, created, now_unix()))
-            .execute(&mut conn)?;
-        Ok(())
+        let changed = diesel::update(
+            apps::table
+                .filter(apps::id.eq(&app.id))
+                .filter(apps::version.eq(expected)),
+        )
+        .set(AppFields::from_config(app, &self.key, now_unix()))
+        .execute(&mut conn)?;
+        if changed == 0 {
+            // Lost the race, or the app was deleted.
+            apps::table
+                .find(&app.id)
+                .select(apps::id)
+                .first::<String>(&mut conn)?;
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     /// Deletes an app; [`DbError::NotFound`] if there was none.
@@ -574,12 +596,9 @@ impl Db {
             let rows: Vec<AppRow> = apps::table.select(AppRow::as_select()).load(conn)?;
             for row in rows {
                 let app = row.into_config(&old)?;
-                let created: i64 = apps::table
-                    .find(&app.id)
-                    .select(apps::created_at)
-                    .first(conn)?;
+                // The same version: re-sealing changes no setting, so nothing needs re-applying.
                 diesel::update(apps::table.find(&app.id))
-                    .set(AppRow::from_config(&app, &new, created, now_unix()))
+                    .set(AppFields::from_config(&app, &new, now_unix()))
                     .execute(conn)?;
             }
             diesel::update(meta::table.find(KEY_CHECK))
@@ -702,15 +721,24 @@ mod tests {
         assert!(!db.stored_secret(&app.id).unwrap().contains(&app.secret));
         app.enabled = false;
         app.limits.max_connections = 5;
+        app.limits.max_channels = 9;
         app.previous_secret = Some(PreviousSecret {
             secret: "old".into(),
             expires_at: 99,
         });
-        db.update_app(&app).unwrap();
+        app.version = 2;
+        assert!(db.update_app_if(&app, 1).unwrap());
+        assert_eq!(db.get_app(&app.id).unwrap(), app);
+        assert_eq!(db.app_versions().unwrap(), vec![(app.id.clone(), 2)]);
+        // A writer that read version 1 loses: its change is not stored.
+        let mut stale = app.clone();
+        stale.name = "stale".into();
+        assert!(!db.update_app_if(&stale, 1).unwrap());
         assert_eq!(db.list_apps().unwrap(), vec![app.clone()]);
         assert!(matches!(db.insert_app(&app), Err(DbError::Conflict)));
         db.delete_app(&app.id).unwrap();
         assert!(matches!(db.delete_app(&app.id), Err(DbError::NotFound)));
+        assert!(matches!(db.update_app_if(&app, 2), Err(DbError::NotFound)));
     }
 
     #[test]
@@ -768,8 +796,9 @@ mod tests {
         let mut conn = SqliteConnection::establish(&path).unwrap();
         conn.run_next_migration(SQLITE_MIGRATIONS).unwrap();
         diesel::sql_query(
-            "INSERT INTO apps (id, name, app_key, secret, created_at, updated_at) \
-             VALUES ('1', 'old', 'oldkey', 'plainsecret', 0, 0)",
+            "INSERT INTO apps (id, name, app_key, secret, created_at, updated_at, \
+             max_connections, cache_ttl_secs) \
+             VALUES ('1', 'old', 'oldkey', 'plainsecret', 0, 0, 42, 99)",
         )
         .execute(&mut conn)
         .unwrap();
@@ -781,5 +810,13 @@ mod tests {
             ("oldkey", "plainsecret")
         );
         assert!(crypto::is_encrypted(&db.stored_secret("1").unwrap()));
+        // The limits columns became one JSON object without losing a value; limits added
+        // since take their defaults.
+        let expected = AppLimits {
+            max_connections: 42,
+            cache_ttl_secs: 99,
+            ..AppLimits::default()
+        };
+        assert_eq!((apps[0].limits.clone(), apps[0].version), (expected, 1));
     }
 }

@@ -525,7 +525,9 @@ async fn audit_log_records_every_change_with_secrets_masked() {
             "app.rotate_secret",
             "app.update",
             "app.create",
-            "user.create"
+            "user.create",
+            // The harness's own app, created through the same service as every other.
+            "app.create"
         ]
     );
     assert!(
@@ -546,7 +548,8 @@ async fn audit_log_records_every_change_with_secrets_masked() {
         (Some(true), Some(false))
     );
     assert_eq!(entries[3]["after"]["secret"], "***");
-    assert_eq!(page["total"], 6);
+    assert_eq!(entries[6]["actor"], "server");
+    assert_eq!(page["total"], 7);
 
     let second = admin.get("/audit?page=2&per_page=4").await.body;
     let actions: Vec<&str> = second["entries"]
@@ -555,7 +558,7 @@ async fn audit_log_records_every_change_with_secrets_masked() {
         .iter()
         .map(|e| e["action"].as_str().unwrap())
         .collect();
-    assert_eq!(actions, ["app.create", "user.create"]);
+    assert_eq!(actions, ["app.create", "user.create", "app.create"]);
     assert_eq!(admin.get("/audit?per_page=0").await.status, 422);
     assert_eq!(server.admin().get("/audit").await.status, 401);
 }

@@ -188,3 +188,134 @@ async fn database_outage_leaves_clients_working_and_writes_recover() {
         .unwrap();
     assert_eq!(stored[0].name, "via the API");
 }
+
+/// What [`migrations`] does with the backend's migrations.
+#[derive(Clone, Copy)]
+enum Migrations {
+    /// Apply the first n, as an older version did.
+    RunFirst(usize),
+    /// Undo the newest applied one (its `down.sql`).
+    RevertLast,
+}
+
+/// Runs or reverts migrations of the backend under test directly, without the server.
+fn migrations(url: &str, action: Migrations) {
+    use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+    #[cfg(feature = "postgres")]
+    const POSTGRES: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+    #[cfg(feature = "mysql")]
+    const MYSQL: EmbeddedMigrations = embed_migrations!("../migrations/mysql");
+    const SQLITE: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+    fn run<C: MigrationHarness<B>, B: diesel::backend::Backend>(
+        conn: &mut C,
+        migrations: impl Fn() -> EmbeddedMigrations,
+        action: Migrations,
+    ) {
+        match action {
+            Migrations::RunFirst(count) => {
+                for _ in 0..count {
+                    conn.run_next_migration(migrations()).unwrap();
+                }
+            }
+            Migrations::RevertLast => {
+                conn.revert_last_migration(migrations()).unwrap();
+            }
+        }
+    }
+    match reverb_pusher_tests::database::backend() {
+        #[cfg(feature = "postgres")]
+        "postgres" => run(
+            &mut diesel::PgConnection::establish(url).unwrap(),
+            || POSTGRES,
+            action,
+        ),
+        #[cfg(feature = "mysql")]
+        "mysql" => run(
+            &mut diesel::MysqlConnection::establish(url).unwrap(),
+            || MYSQL,
+            action,
+        ),
+        _ => run(
+            &mut diesel::SqliteConnection::establish(url.strip_prefix("sqlite://").unwrap())
+                .unwrap(),
+            || SQLITE,
+            action,
+        ),
+    }
+}
+
+/// Runs one statement on the database under test.
+fn execute(url: &str, sql: &str) {
+    use diesel::RunQueryDsl;
+    match reverb_pusher_tests::database::backend() {
+        #[cfg(feature = "postgres")]
+        "postgres" => diesel::sql_query(sql)
+            .execute(&mut diesel::PgConnection::establish(url).unwrap())
+            .unwrap(),
+        #[cfg(feature = "mysql")]
+        "mysql" => diesel::sql_query(sql)
+            .execute(&mut diesel::MysqlConnection::establish(url).unwrap())
+            .unwrap(),
+        _ => diesel::sql_query(sql)
+            .execute(
+                &mut diesel::SqliteConnection::establish(url.strip_prefix("sqlite://").unwrap())
+                    .unwrap(),
+            )
+            .unwrap(),
+    };
+}
+
+/// Issue 13: the eleven limit columns became one JSON column with a version; rows written by
+/// the older schema keep every value, and the limits added since take their defaults.
+#[test]
+fn limits_stored_in_columns_survive_the_move_to_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::create(dir.path());
+    // The schema before the change: create_apps, admin_model, admin_sessions.
+    migrations(&db.url, Migrations::RunFirst(3));
+    execute(
+        &db.url,
+        "INSERT INTO apps (id, name, app_key, secret, allowed_origins, created_at, updated_at, \
+         max_connections, max_client_events_per_second, max_event_payload_bytes, \
+         cache_ttl_secs) \
+         VALUES ('1', 'old', 'oldkey', 'oldsecret', '[\"https://a.test\"]', 0, 0, 42, 0, 2048, 99)",
+    );
+    let keys = KeySource {
+        key: None,
+        file: dir.path().join("master.key"),
+    };
+    let apps = Db::open(&db.url, PoolOptions::default(), &keys)
+        .unwrap()
+        .list_apps()
+        .unwrap();
+    let expected = shared::limits::AppLimits {
+        max_connections: 42,
+        max_client_events_per_second: 0,
+        max_event_payload_bytes: 2048,
+        cache_ttl_secs: 99,
+        ..shared::limits::AppLimits::default()
+    };
+    assert_eq!(apps.len(), 1);
+    assert_eq!(
+        (
+            apps[0].limits.clone(),
+            apps[0].version,
+            apps[0].secret.as_str(),
+            apps[0].allowed_origins.clone()
+        ),
+        (
+            expected.clone(),
+            1,
+            "oldsecret",
+            vec!["https://a.test".to_owned()]
+        )
+    );
+
+    // Down and up again: the columns get their values back from the JSON, and return to it.
+    migrations(&db.url, Migrations::RevertLast);
+    let again = Db::open(&db.url, PoolOptions::default(), &keys)
+        .unwrap()
+        .list_apps()
+        .unwrap();
+    assert_eq!(again[0].limits, expected);
+}

@@ -1,7 +1,18 @@
-//! An app's configuration as the running server holds it in memory.
+//! Apps: their configuration as the running server holds it in memory ([`AppConfig`]), how a
+//! change is checked ([`patch`]), and the one place that changes an app ([`service`]: store,
+//! audit, apply) together with the loop that picks up changes made elsewhere ([`sync`]).
 //!
-//! Supervisors publish it through an `ArcSwap`, so sessions and channels read the current
-//! version without locks or database queries, and a reconfiguration applies at once.
+//! Supervisors publish the configuration through an `ArcSwap`, so sessions and channels read the
+//! current version without locks or database queries, and a reconfiguration applies at once.
+//! The limits are `shared::limits::AppLimits`, the one declaration of every limit.
+
+pub mod patch;
+pub mod service;
+pub mod sync;
+
+pub use patch::{apply_patch, ConfigError};
+pub use service::{AppError, AppService, LiveApps};
+pub use shared::limits::AppLimits;
 
 use std::fmt;
 use std::sync::Arc;
@@ -9,51 +20,6 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use rand::distr::{Alphanumeric, SampleString};
 use rand::Rng;
-
-/// Per-app limits. Defaults are Pusher's published values.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppLimits {
-    /// Concurrent connections for this app; 0 means unlimited.
-    pub max_connections: u32,
-    /// Client events a connection may send each second; 0 means unlimited.
-    pub max_client_events_per_second: u32,
-    pub max_channel_name_length: u32,
-    pub max_event_name_length: u32,
-    /// Bytes of `data` in one event (REST or client event).
-    pub max_event_payload_bytes: u32,
-    pub max_event_channels_at_once: u32,
-    pub max_event_batch_size: u32,
-    pub max_presence_members: u32,
-    /// Bytes of a presence member's serialised `user_info`.
-    pub max_presence_member_size_bytes: u32,
-    pub max_user_id_length: u32,
-    /// How long a cache channel keeps its last event.
-    pub cache_ttl_secs: u32,
-    /// Channels one connection may be subscribed to at once.
-    pub max_channels_per_connection: u32,
-    /// Channels the app may have occupied on this node at once; 0 means unlimited.
-    pub max_channels: u32,
-}
-
-impl Default for AppLimits {
-    fn default() -> Self {
-        Self {
-            max_connections: 0,
-            max_client_events_per_second: 10,
-            max_channel_name_length: 200,
-            max_event_name_length: 200,
-            max_event_payload_bytes: 10 * 1024,
-            max_event_channels_at_once: 100,
-            max_event_batch_size: 10,
-            max_presence_members: 100,
-            max_presence_member_size_bytes: 1024,
-            max_user_id_length: 128,
-            cache_ttl_secs: 30 * 60,
-            max_channels_per_connection: 100,
-            max_channels: 0,
-        }
-    }
-}
 
 /// A secret being rotated out: it still signs until `expires_at` (unix seconds).
 #[derive(Clone, PartialEq, Eq)]
@@ -91,6 +57,9 @@ pub struct AppConfig {
     pub watchlist_events: bool,
     pub subscription_count_events: bool,
     pub limits: AppLimits,
+    /// The stored revision this configuration is (1 when created). Every stored change
+    /// increases it by one; the registry never replaces a configuration with an older one.
+    pub version: i64,
 }
 
 impl fmt::Debug for AppConfig {
@@ -105,6 +74,7 @@ impl fmt::Debug for AppConfig {
             .field("client_events", &self.client_events)
             .field("require_user_auth", &self.require_user_auth)
             .field("limits", &self.limits)
+            .field("version", &self.version)
             .finish_non_exhaustive()
     }
 }
@@ -117,8 +87,13 @@ pub fn new_secret() -> String {
 }
 
 impl AppConfig {
-    /// A new app with fresh credentials from the OS-seeded CSPRNG.
+    /// A new app with fresh credentials from the OS-seeded CSPRNG and the built-in limits.
     pub fn generate(name: &str) -> Self {
+        Self::generate_with(name, AppLimits::default())
+    }
+
+    /// A new app with fresh credentials and the given limits.
+    pub fn generate_with(name: &str, limits: AppLimits) -> Self {
         let mut rng = rand::rng();
         Self {
             id: rng.random_range(100_000..1_000_000_000u64).to_string(),
@@ -133,7 +108,8 @@ impl AppConfig {
             user_auth_timeout_secs: 30,
             watchlist_events: true,
             subscription_count_events: false,
-            limits: AppLimits::default(),
+            limits,
+            version: 1,
         }
     }
 

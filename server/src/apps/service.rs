@@ -1,0 +1,528 @@
+//! The one place that changes an app: create, update (a patch), rotate its secret, enable or
+//! disable it, delete it. Every writer goes through here (the admin API handlers, the CLI, the
+//! server's own first-run app and the tests), so storing the change, recording it in the audit
+//! log and applying it to the running server cannot drift apart between callers.
+//!
+//! **Store.** Changes are read-modify-write on the *stored* row, not on the live copy: the row
+//! is read, the change is checked and applied to it, and written back with a compare-and-swap
+//! on its `version` (`UPDATE ... WHERE id = ? AND version = ?`). A writer that lost the race
+//! (another request, another node, the CLI) re-reads and re-applies its change, so concurrent
+//! edits of different fields all survive and none is lost.
+//!
+//! **Audit.** After the row is stored its audit record is written with the version that won as
+//! "before" and the new one as "after", secrets masked.
+//!
+//! **Apply.** Optional, because the CLI has no actor system: a service built with
+//! [`LiveApps`] (the running server) then hands the stored configuration to the registry through
+//! `Recipient`s (`StartApp`, `UpdateApp`, `StopApp`). Only stored versions are applied, and the
+//! registry refuses a version older than the one it holds, so memory never goes back in time.
+//! Applying happens under one lock that [`AppService::sync`] (the loop that picks up changes
+//! made by other processes, see [`super::sync`]) holds while it compares the database with
+//! memory; each side therefore acts on a database state at least as new as the other's.
+
+use std::sync::Arc;
+
+use actix::{Addr, Recipient};
+use actix_web::web;
+use serde_json::Value;
+use shared::admin::{App, AppPatch};
+use shared::CloseCode;
+
+use super::patch::{self, ConfigError};
+use super::{apply_patch, new_secret, AppConfig, AppLimits, PreviousSecret};
+use crate::actors::directory::Directory;
+use crate::actors::messages::{StartApp, StopApp, UpdateApp};
+use crate::actors::registry::AppRegistry;
+use crate::db::{now_unix, Db, DbError};
+
+/// Longest grace period for a rotated-out secret: 30 days.
+pub const MAX_GRACE_SECS: u32 = 30 * 24 * 3600;
+
+/// How often a change re-reads and retries after losing a compare-and-swap before giving up.
+const MAX_ATTEMPTS: u32 = 100;
+
+/// Why an app change did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("no app with id {0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Invalid(#[from] ConfigError),
+    /// Other writers kept changing the app first, [`MAX_ATTEMPTS`] times in a row.
+    #[error("the app kept changing while this change was made; retry")]
+    Contended,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// The running server's side of the seam: where stored changes are applied.
+#[derive(Clone)]
+pub struct LiveApps {
+    start: Recipient<StartApp>,
+    update: Recipient<UpdateApp>,
+    stop: Recipient<StopApp>,
+    directory: Directory,
+    /// Serialises applying with [`AppService::sync`]'s compare-and-apply.
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl LiveApps {
+    pub fn new(registry: &Addr<AppRegistry>, directory: Directory) -> Self {
+        Self {
+            start: registry.clone().recipient(),
+            update: registry.clone().recipient(),
+            stop: registry.clone().recipient(),
+            directory,
+            lock: Arc::default(),
+        }
+    }
+}
+
+/// What to do to memory after a stored change.
+enum Apply {
+    Start(AppConfig),
+    Update(AppConfig),
+    Stop(String),
+}
+
+/// What [`AppService::sync`] changed in memory.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Synced {
+    pub started: usize,
+    pub updated: usize,
+    pub stopped: usize,
+}
+
+/// Creates, changes and deletes apps: store, audit, apply. Cheap to clone.
+#[derive(Clone)]
+pub struct AppService {
+    db: Db,
+    /// The limits of newly created apps (`[default_app_limits]`).
+    defaults: AppLimits,
+    live: Option<LiveApps>,
+}
+
+impl AppService {
+    /// A service that stores and audits only (the CLI).
+    pub fn new(db: Db, defaults: AppLimits) -> Self {
+        Self {
+            db,
+            defaults,
+            live: None,
+        }
+    }
+
+    /// A service that also applies every change to the running server.
+    pub fn with_live(db: Db, defaults: AppLimits, live: LiveApps) -> Self {
+        Self {
+            db,
+            defaults,
+            live: Some(live),
+        }
+    }
+
+    /// Runs blocking database work off the async threads.
+    async fn run<T, F>(&self, f: F) -> Result<T, AppError>
+    where
+        F: FnOnce(&Db) -> Result<T, AppError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let db = self.db.clone();
+        web::block(move || f(&db))
+            .await
+            .map_err(|_| DbError::Unavailable("database worker failed".into()))?
+    }
+
+    async fn apply(&self, change: Apply) {
+        let Some(live) = &self.live else { return };
+        let _serialised = live.lock.lock().await;
+        // A failed send means the registry is gone (the server is stopping): nothing to apply.
+        match change {
+            Apply::Start(config) => {
+                let _ = live.start.send(StartApp(config)).await;
+            }
+            Apply::Update(config) => {
+                let _ = live.update.send(UpdateApp(config)).await;
+            }
+            Apply::Stop(id) => {
+                let _ = live.stop.send(stopped(id)).await;
+            }
+        }
+    }
+
+    /// Every stored app, oldest first.
+    pub async fn list(&self) -> Result<Vec<AppConfig>, AppError> {
+        self.run(|db| Ok(db.list_apps()?)).await
+    }
+
+    /// One stored app.
+    pub async fn get(&self, id: &str) -> Result<AppConfig, AppError> {
+        let id = id.to_owned();
+        self.run(move |db| db.get_app(&id).map_err(|e| not_found(e, &id)))
+            .await
+    }
+
+    /// Creates an app with fresh credentials, the default limits and `settings` applied.
+    pub async fn create(
+        &self,
+        actor: &str,
+        name: &str,
+        settings: &AppPatch,
+    ) -> Result<AppConfig, AppError> {
+        let mut config = AppConfig::generate_with(&patch::app_name(name)?, self.defaults.clone());
+        apply_patch(&mut config, settings)?;
+        self.add(actor, config).await
+    }
+
+    /// Stores a fully specified new app (at version 1) and starts it.
+    pub async fn add(&self, actor: &str, mut config: AppConfig) -> Result<AppConfig, AppError> {
+        config.version = 1;
+        let (stored, actor) = (config.clone(), actor.to_owned());
+        // The outer error: nothing was stored. The inner one: only the audit record failed,
+        // and memory still follows the stored row.
+        let audited = self
+            .run(move |db| {
+                db.insert_app(&stored)?;
+                Ok(audit(
+                    db,
+                    actor,
+                    "app.create",
+                    &stored.id,
+                    None,
+                    Some(&stored),
+                ))
+            })
+            .await?;
+        self.apply(Apply::Start(config.clone())).await;
+        audited?;
+        tracing::info!(app_id = %config.id, "app created");
+        Ok(config)
+    }
+
+    /// Applies a patch to the stored app.
+    pub async fn update(
+        &self,
+        actor: &str,
+        id: &str,
+        patch: AppPatch,
+    ) -> Result<AppConfig, AppError> {
+        self.modify(actor, "app.update", id, move |c| apply_patch(c, &patch))
+            .await
+    }
+
+    /// Enables or disables an app; disabling closes its connections with 4003.
+    pub async fn set_enabled(
+        &self,
+        actor: &str,
+        id: &str,
+        enabled: bool,
+    ) -> Result<AppConfig, AppError> {
+        let patch = AppPatch {
+            enabled: Some(enabled),
+            ..AppPatch::default()
+        };
+        self.update(actor, id, patch).await
+    }
+
+    /// Replaces every setting of a stored app with `config`'s (whatever version it was read at).
+    pub async fn replace(&self, actor: &str, config: AppConfig) -> Result<AppConfig, AppError> {
+        let id = config.id.clone();
+        self.modify(actor, "app.update", &id, move |c| {
+            *c = AppConfig {
+                version: c.version,
+                ..config.clone()
+            };
+            Ok(())
+        })
+        .await
+    }
+
+    /// Replaces the secret. With a grace period the old one keeps signing until it ends.
+    pub async fn rotate_secret(
+        &self,
+        actor: &str,
+        id: &str,
+        grace_secs: u32,
+    ) -> Result<AppConfig, AppError> {
+        let grace = patch::ranged("grace_period_secs", grace_secs, 0, MAX_GRACE_SECS)?;
+        self.modify(actor, "app.rotate_secret", id, move |c| {
+            c.previous_secret = (grace > 0).then(|| PreviousSecret {
+                secret: c.secret.clone(),
+                expires_at: now_unix() + i64::from(grace),
+            });
+            c.secret = new_secret();
+            Ok(())
+        })
+        .await
+    }
+
+    /// Deletes an app; its connections are closed with 4001.
+    pub async fn delete(&self, actor: &str, id: &str) -> Result<(), AppError> {
+        let (id, actor) = (id.to_owned(), actor.to_owned());
+        let target = id.clone();
+        let audited = self
+            .run(move |db| {
+                let before = db.get_app(&id).map_err(|e| not_found(e, &id))?;
+                db.delete_app(&id).map_err(|e| not_found(e, &id))?;
+                Ok(audit(db, actor, "app.delete", &id, Some(&before), None))
+            })
+            .await?;
+        self.apply(Apply::Stop(target.clone())).await;
+        audited?;
+        tracing::info!(app_id = %target, "app deleted");
+        Ok(())
+    }
+
+    /// The read-modify-write of every change: re-read and retry on a lost compare-and-swap,
+    /// audit the version that won, apply it.
+    async fn modify<F>(
+        &self,
+        actor: &str,
+        action: &'static str,
+        id: &str,
+        change: F,
+    ) -> Result<AppConfig, AppError>
+    where
+        F: Fn(&mut AppConfig) -> Result<(), ConfigError> + Send + 'static,
+    {
+        let (id, actor) = (id.to_owned(), actor.to_owned());
+        let stored = self
+            .run(move |db| {
+                let (before, after) = compare_and_swap(db, &id, &change)?;
+                let audited = audit(db, actor, action, &id, Some(&before), Some(&after));
+                Ok((after, audited))
+            })
+            .await;
+        let (config, audited) = stored?;
+        // Stored: memory follows even if the audit record failed.
+        self.apply(Apply::Update(config.clone())).await;
+        audited?;
+        tracing::info!(app_id = %config.id, action, version = config.version, "app changed");
+        Ok(config)
+    }
+
+    /// Brings the running server in line with the database: starts apps it does not run yet,
+    /// applies newer stored versions, stops apps that are no longer stored. Start-up loads every
+    /// app this way, and a timer repeats it to pick up changes made by other processes (the
+    /// CLI, other nodes). Does nothing without [`LiveApps`].
+    pub async fn sync(&self) -> Result<Synced, DbError> {
+        let Some(live) = &self.live else {
+            return Ok(Synced::default());
+        };
+        let _serialised = live.lock.lock().await;
+        // Memory first, then the database: an app created meanwhile is then in the database
+        // snapshot (started, or already running) rather than missing from it (stopped).
+        let memory: Vec<(String, i64)> = live
+            .directory
+            .all()
+            .iter()
+            .map(|h| {
+                let c = h.config.load();
+                (c.id.clone(), c.version)
+            })
+            .collect();
+        let stored = self
+            .run(|db| Ok(db.app_versions()?))
+            .await
+            .map_err(into_db)?;
+        let plan = super::sync::plan(&memory, &stored);
+        for id in &plan.stop {
+            let _ = live.stop.send(stopped(id.clone())).await;
+        }
+        let wanted: Vec<String> = plan.start.iter().chain(&plan.update).cloned().collect();
+        let loaded = self
+            .run(move |db| {
+                let mut configs = Vec::with_capacity(wanted.len());
+                for id in &wanted {
+                    match db.get_app(id) {
+                        Ok(config) => configs.push(config),
+                        // Deleted since the versions were read: the next round stops it.
+                        Err(DbError::NotFound) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Ok(configs)
+            })
+            .await
+            .map_err(into_db)?;
+        for config in loaded {
+            if plan.start.contains(&config.id) {
+                let _ = live.start.send(StartApp(config)).await;
+            } else {
+                let _ = live.update.send(UpdateApp(config)).await;
+            }
+        }
+        let synced = Synced {
+            started: plan.start.len(),
+            updated: plan.update.len(),
+            stopped: plan.stop.len(),
+        };
+        if synced != Synced::default() {
+            tracing::info!(
+                started = synced.started,
+                updated = synced.updated,
+                stopped = synced.stopped,
+                "apps loaded from the database"
+            );
+        }
+        Ok(synced)
+    }
+}
+
+fn into_db(e: AppError) -> DbError {
+    match e {
+        AppError::Db(e) => e,
+        other => DbError::Unavailable(other.to_string()),
+    }
+}
+
+fn stopped(id: String) -> StopApp {
+    StopApp {
+        id,
+        code: CloseCode::AppNotFound,
+        reason: "The app was deleted.".into(),
+    }
+}
+
+fn not_found(e: DbError, id: &str) -> AppError {
+    match e {
+        DbError::NotFound => AppError::NotFound(id.to_owned()),
+        other => AppError::Db(other),
+    }
+}
+
+/// Reads the stored app, applies `change` and writes it back if nobody wrote in between;
+/// otherwise starts again from the newer row. Returns the version changed and the new one.
+fn compare_and_swap(
+    db: &Db,
+    id: &str,
+    change: &dyn Fn(&mut AppConfig) -> Result<(), ConfigError>,
+) -> Result<(AppConfig, AppConfig), AppError> {
+    for _ in 0..MAX_ATTEMPTS {
+        let before = db.get_app(id).map_err(|e| not_found(e, id))?;
+        let mut after = before.clone();
+        change(&mut after)?;
+        after.version = before.version + 1;
+        if db
+            .update_app_if(&after, before.version)
+            .map_err(|e| not_found(e, id))?
+        {
+            return Ok((before, after));
+        }
+    }
+    Err(AppError::Contended)
+}
+
+/// The app as the audit log records it: secrets masked, no live counters.
+pub fn audited(c: &AppConfig) -> Value {
+    let mut value = serde_json::to_value(app_dto(c, 0)).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut value {
+        map.insert("secret".into(), "***".into());
+        map.remove("connections");
+    }
+    value
+}
+
+fn audit(
+    db: &Db,
+    actor: String,
+    action: &str,
+    id: &str,
+    before: Option<&AppConfig>,
+    after: Option<&AppConfig>,
+) -> Result<(), AppError> {
+    db.insert_audit(&crate::admin::audit_row(
+        actor,
+        action,
+        "app",
+        id,
+        before.map(audited),
+        after.map(audited),
+    ))?;
+    Ok(())
+}
+
+/// The API's view of an app with its open connections on this node.
+pub fn app_dto(c: &AppConfig, connections: usize) -> App {
+    App {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        key: c.key.clone(),
+        secret: c.secret.clone(),
+        enabled: c.enabled,
+        allowed_origins: c.allowed_origins.clone(),
+        client_events: c.client_events,
+        require_user_auth: c.require_user_auth,
+        user_auth_timeout_secs: c.user_auth_timeout_secs,
+        watchlist_events: c.watchlist_events,
+        subscription_count_events: c.subscription_count_events,
+        limits: c.limits.clone(),
+        previous_secret_expires_at: c.previous_secret.as_ref().map(|p| p.expires_at),
+        connections: connections as u64,
+        version: c.version,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{KeySource, PoolOptions};
+    use actix::Actor;
+
+    fn open(dir: &std::path::Path) -> Db {
+        let url = dir.join("t.db").display().to_string();
+        let keys = KeySource {
+            key: None,
+            file: dir.join("master.key"),
+        };
+        Db::open(&url, PoolOptions::default(), &keys).unwrap()
+    }
+
+    /// The running server's service and the CLI's, on one database: the CLI's changes reach
+    /// memory through `sync`, and an older version never replaces a newer one.
+    #[actix_web::test]
+    async fn changes_made_without_live_apps_are_synced_in_version_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path());
+        let directory = Directory::default();
+        let registry = AppRegistry::new(directory.clone(), Arc::default(), Vec::new()).start();
+        let server = AppService::with_live(
+            db.clone(),
+            AppLimits::default(),
+            LiveApps::new(&registry, directory.clone()),
+        );
+        let cli = AppService::new(db, AppLimits::default());
+        let live = |id: &str| directory.by_id(id).map(|h| (*h.config.load_full()).clone());
+
+        let app = cli.create("cli", "a", &AppPatch::default()).await.unwrap();
+        assert!(live(&app.id).is_none(), "the CLI applies nothing itself");
+        let synced = server.sync().await.unwrap();
+        assert_eq!((synced.started, synced.updated, synced.stopped), (1, 0, 0));
+        assert_eq!(live(&app.id).unwrap(), app);
+
+        let v2 = cli.set_enabled("cli", &app.id, false).await.unwrap();
+        assert_eq!(v2.version, 2);
+        assert_eq!(server.sync().await.unwrap().updated, 1);
+        assert_eq!(live(&app.id).unwrap(), v2);
+        assert_eq!(server.sync().await.unwrap(), Synced::default());
+
+        // A late apply of version 1 is refused; memory stays at version 2.
+        assert!(!registry.send(UpdateApp(app.clone())).await.unwrap());
+        assert_eq!(live(&app.id).unwrap().version, 2);
+
+        cli.delete("cli", &app.id).await.unwrap();
+        assert_eq!(server.sync().await.unwrap().stopped, 1);
+        assert!(live(&app.id).is_none());
+    }
+
+    #[test]
+    fn the_audit_record_masks_the_secret() {
+        let app = AppConfig::generate("a");
+        let value = audited(&app);
+        let text = value.to_string();
+        assert!(text.contains("\"secret\":\"***\""));
+        assert!(!text.contains(&app.secret));
+        assert!(value.get("connections").is_none());
+        assert_eq!(value["version"], 1);
+    }
+}
