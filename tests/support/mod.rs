@@ -30,6 +30,8 @@ pub struct TestServer {
     pub app: AppConfig,
     /// The database URL the server was given.
     pub database_url: String,
+    /// The settings the server was started with (to start another on the same database).
+    pub settings: Settings,
     // Dropped after the server handle: the database goes last.
     _db: TestDb,
     _dir: tempfile::TempDir,
@@ -62,6 +64,7 @@ impl TestServer {
             reverb_pusher::telemetry::init(&s);
         }
         let database_url = s.database_url.clone();
+        let settings = s.clone();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let server = reverb_pusher::start(s, listener)
             .await
@@ -73,6 +76,7 @@ impl TestServer {
             server,
             app,
             database_url,
+            settings,
             _db: db,
             _dir: dir,
         }
@@ -428,6 +432,8 @@ pub struct Admin {
     pub cookie: Option<String>,
     pub csrf: Option<String>,
     pub bearer: Option<String>,
+    /// Sent as `X-Forwarded-For`, to act as another client behind a trusted proxy.
+    pub forwarded_for: Option<String>,
 }
 
 /// An admin API response.
@@ -512,6 +518,9 @@ impl Admin {
         }
         if let Some(token) = &self.bearer {
             request = request.insert_header(("authorization", format!("Bearer {token}")));
+        }
+        if let Some(ip) = &self.forwarded_for {
+            request = request.insert_header(("x-forwarded-for", ip.clone()));
         }
         let mut response = match body {
             Some(body) => request.send_json(&body).await,

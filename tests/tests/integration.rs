@@ -7,6 +7,7 @@ mod integration {
     pub mod client_events;
     pub mod connection;
     pub mod console;
+    pub mod hardening;
     pub mod operations;
     pub mod presence;
     pub mod rest;
