@@ -399,3 +399,20 @@ test('the panel runs under its Content-Security-Policy and refuses to be framed'
   assert.doesNotMatch(headers['content-security-policy'], /unsafe-inline/);
   assert.deepEqual(cspViolations, [], 'no CSP violations while using the panel');
 });
+
+test('changing your own password needs the current one, and keeps you logged in', async () => {
+  await page.goto(`${base}/admin/users`);
+  await page.click(`tr[data-email="${ADMIN.email}"] >> text=Edit`);
+  await page.fill('#edit-password', 'a brand new password');
+  await page.click('tr.editing button[type=submit]');
+  await textOf('tr.editing p.error', /current password/);
+  await page.fill('#edit-current-password', 'not the password');
+  await page.click('tr.editing button[type=submit]');
+  await textOf('tr.editing p.error', /current password is wrong/);
+  await page.fill('#edit-current-password', ADMIN.password);
+  await page.click('tr.editing button[type=submit]');
+  await page.waitForSelector('tr.editing', { state: 'detached', timeout: WAIT_MS });
+  await page.goto(`${base}/admin/`);
+  await textOf('main h1', /^Apps$/);
+  assert.doesNotMatch(logs, /\[page error\]/, 'no script errors in the page');
+});

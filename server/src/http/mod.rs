@@ -97,7 +97,7 @@ pub fn metrics_access(
     Ok(())
 }
 
-/// Whether the peer is on this host (127.0.0.0/8, ::1) and no proxy header says it relays
+/// Whether the peer is on this host (127.0.0.0/8, `::1`) and no proxy header says it relays
 /// someone else.
 fn local_unproxied(req: &HttpRequest) -> bool {
     let relayed = ["x-forwarded-for", "forwarded", "x-real-ip"]
@@ -107,7 +107,7 @@ fn local_unproxied(req: &HttpRequest) -> bool {
     !relayed && peer.is_some_and(|ip| ip.is_loopback())
 }
 
-async fn serve_metrics(req: &HttpRequest, state: &AppState, main_port: bool) -> HttpResponse {
+fn serve_metrics(req: &HttpRequest, state: &AppState, main_port: bool) -> HttpResponse {
     let authorization = req
         .headers()
         .get("authorization")
@@ -123,12 +123,12 @@ async fn serve_metrics(req: &HttpRequest, state: &AppState, main_port: bool) -> 
 
 /// `GET /metrics` on the separate metrics port: behind `metrics_token` when one is set.
 pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    serve_metrics(&req, &state, false).await
+    serve_metrics(&req, &state, false)
 }
 
 /// `GET /metrics` on the main port: behind `metrics_token`, or local peers only without one.
 async fn metrics_main_port(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    serve_metrics(&req, &state, true).await
+    serve_metrics(&req, &state, true)
 }
 
 /// Readiness: not draining, and the database answers. 503 with the failing check otherwise;
@@ -210,9 +210,11 @@ pub async fn observe(
     let client = match (&state, admin) {
         (Some(state), true) => {
             let info = client_info(req.request(), &state.settings.trusted_proxies);
-            info.ip.parse::<std::net::IpAddr>().ok()
+            info.ip
+                .parse::<std::net::IpAddr>()
+                .map_or_else(|_| "unknown".to_owned(), |ip| ip.to_string())
         }
-        _ => None,
+        _ => String::new(),
     };
     let response = next.call(req).await?;
     // `/apps/:app_id/events` rather than `{app_id}`: some exposition parsers trip on braces.
@@ -230,7 +232,7 @@ pub async fn observe(
     }
     let ms = elapsed.as_secs_f64() * 1000.0;
     if admin {
-        tracing::info!(%method, %endpoint, status, ms, client = ?client, "API call");
+        tracing::info!(%method, %endpoint, status, ms, %client, "API call");
     } else if status >= 400 {
         tracing::info!(%method, %endpoint, status, ms, "API call");
     } else {
