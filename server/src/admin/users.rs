@@ -148,6 +148,61 @@ fn wrong_current_password() -> ApiError {
     )
 }
 
+/// A validated change to one user, ready to store.
+struct UserChange {
+    id: String,
+    email: Option<String>,
+    name: Option<String>,
+    new_password: Option<String>,
+    /// The caller's current password, to check first (own password changes only).
+    current: Option<String>,
+    /// The caller's session, which survives their own password change.
+    keep: Option<String>,
+    actor: String,
+}
+
+/// Stores a change with its audit record; a password change also ends the user's other
+/// sessions and revokes their tokens. `Ok(Err(email))` when the current password is wrong.
+/// Runs on the blocking pool (it hashes).
+fn store_user_change(db: &Db, change: UserChange) -> Result<Result<UserRow, String>, DbError> {
+    let before = db.get_user(&change.id)?;
+    if let Some(current) = &change.current {
+        if !auth::verify_password(&before.password_hash, current) {
+            return Ok(Err(before.email));
+        }
+    }
+    let mut user = before.clone();
+    if let Some(email) = change.email {
+        user.email = email;
+    }
+    if let Some(name) = change.name {
+        user.name = name;
+    }
+    if let Some(password) = &change.new_password {
+        user.password_hash = auth::hash_password(password);
+    }
+    user.updated_at = now_unix();
+    db.update_user(&user)?;
+    let mut after = serde_json::to_value(user.to_api()).ok();
+    if change.new_password.is_some() {
+        db.delete_other_sessions(&user.id, change.keep.as_deref())?;
+        db.revoke_user_tokens(&user.id)?;
+        if let Some(after) = after.as_mut() {
+            after["password"] = "changed".into();
+        }
+    }
+    let before = serde_json::to_value(before.to_api()).ok();
+    db.insert_audit(&audit_row(
+        change.actor,
+        "user.update",
+        "user",
+        &user.id,
+        before,
+        after,
+    ))?;
+    Ok(Ok(user))
+}
+
 /// Changes a user's name, email or password. Changing your own password needs the current one;
 /// any password change ends the user's other sessions and revokes all their API tokens.
 #[utoipa::path(patch, path = "/admin/api/users/{id}", tag = "users", request_body = UserPatch,
@@ -195,46 +250,19 @@ pub async fn update_user(
         Via::Session { token_hash, .. } if own => Some(token_hash.clone()),
         _ => None,
     };
-    let id = id.into_inner();
-    let changed = new_password.is_some();
+    let change = UserChange {
+        id: id.into_inner(),
+        email,
+        name,
+        new_password,
+        current,
+        keep,
+        actor,
+    };
+    let changed = change.new_password.is_some();
     let outcome = crate::blocking(&state.db, move |db| {
         let _permit = permit;
-        let before = db.get_user(&id)?;
-        if let Some(current) = &current {
-            if !auth::verify_password(&before.password_hash, current) {
-                return Ok(Err(before.email));
-            }
-        }
-        let mut user = before.clone();
-        if let Some(email) = email {
-            user.email = email;
-        }
-        if let Some(name) = name {
-            user.name = name;
-        }
-        if let Some(password) = &new_password {
-            user.password_hash = auth::hash_password(password);
-        }
-        user.updated_at = now_unix();
-        db.update_user(&user)?;
-        let mut after = serde_json::to_value(user.to_api()).ok();
-        if new_password.is_some() {
-            db.delete_other_sessions(&user.id, keep.as_deref())?;
-            db.revoke_user_tokens(&user.id)?;
-            if let Some(after) = after.as_mut() {
-                after["password"] = "changed".into();
-            }
-        }
-        let before = serde_json::to_value(before.to_api()).ok();
-        db.insert_audit(&audit_row(
-            actor,
-            "user.update",
-            "user",
-            &user.id,
-            before,
-            after,
-        ))?;
-        Ok(Ok(user))
+        store_user_change(db, change)
     })
     .await
     .map_err(email_taken)?;
