@@ -90,11 +90,9 @@ fn index_html(ui_src: &Path) -> String {
         .lines()
         .map(|line| {
             if line.contains("data-trunk") && line.contains("rel=\"rust\"") {
-                // The library form of wasm-bindgen leaves out the glue's default wasm URL
-                // (the CLI keeps it), so the page names the file.
-                "    <script type=\"module\">import init from '/admin/admin_ui.js'; \
-                 init({ module_or_path: '/admin/admin_ui_bg.wasm' });</script>"
-                    .to_owned()
+                // A file, not an inline script: the panel's Content-Security-Policy forbids
+                // inline scripts (the server's `http/ui.rs` serves `boot.js`).
+                "    <script type=\"module\" src=\"/admin/boot.js\"></script>".to_owned()
             } else if line.contains("data-trunk") && line.contains("rel=\"css\"") {
                 "    <link rel=\"stylesheet\" href=\"/admin/style.css\" />".to_owned()
             } else {

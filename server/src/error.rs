@@ -13,6 +13,8 @@ pub struct ApiError {
     pub message: String,
     /// The request field at fault, for validation errors.
     pub field: Option<&'static str>,
+    /// Seconds for a `Retry-After` header (429, 503).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -22,6 +24,16 @@ impl ApiError {
             kind,
             message: message.into(),
             field: None,
+            retry_after: None,
+        }
+    }
+
+    /// The same error, telling the client when to try again.
+    #[must_use]
+    pub fn retry_after(self, seconds: u64) -> Self {
+        Self {
+            retry_after: Some(seconds),
+            ..self
         }
     }
 
@@ -143,7 +155,11 @@ impl ResponseError for ApiError {
         if let Some(field) = self.field {
             body["field"] = json!(field);
         }
-        HttpResponse::build(self.status).json(body)
+        let mut response = HttpResponse::build(self.status);
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, seconds));
+        }
+        response.json(body)
     }
 }
 

@@ -62,6 +62,8 @@ pub struct Server {
     /// The loop that applies app changes made by other processes.
     app_sync: actix_web::rt::task::JoinHandle<()>,
     tls: Option<Arc<tls::ReloadingCert>>,
+    /// The timer that deletes expired admin sessions.
+    purge: actix_web::rt::task::JoinHandle<()>,
 }
 
 fn into_db(e: AppError) -> DbError {
@@ -120,15 +122,16 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
 
     let admin = Arc::new(admin::AdminState::default());
     if blocking(&db, Db::count_users).await? == 0 {
-        // The bootstrap credential has to reach the operator somehow; the log is where they
-        // look. It works once, and only while no account exists.
+        // The bootstrap credential goes to the terminal, not the log: logs are shipped and
+        // kept. It works once, for an hour, and only while no account exists.
         let token = admin.setup.issue();
+        admin::auth::print_setup_banner(&token);
         tracing::warn!(
-            setup_token = %token,
-            "no admin account yet: create the first one with POST /admin/api/setup and this \
-             one-time setup token, or run `reverb-pusher user create`"
+            "no admin account yet: create the first one with the setup token shown on the \
+             terminal (stderr), or run `reverb-pusher user create`"
         );
     }
+    let purge = actix_web::rt::spawn(admin::session::purge_expired_sessions(db.clone()));
     let addr = listener.local_addr()?;
     let workers = if settings.workers == 0 {
         cores
@@ -161,6 +164,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
         App::new()
             .app_data(main_state.clone())
             .wrap(actix_web::middleware::from_fn(http::observe))
+            .wrap(actix_web::middleware::from_fn(http::panel_headers))
             .configure(http::configure_main(metrics_port == 0))
     })
     .workers(workers)
@@ -219,6 +223,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
         arbiters,
         app_sync,
         tls,
+        purge,
     })
 }
 
@@ -294,6 +299,7 @@ impl Server {
         }
         // Let the last close frames reach their sockets before the workers stop.
         actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+        self.purge.abort();
         for handle in &self.handles {
             handle.stop(true).await;
         }

@@ -432,36 +432,78 @@ fn serve(mut settings: Settings) -> Result<(), String> {
         if server.admin.setup.current().is_some() {
             println!(
                 "Admin panel: {}://{}/admin/ (create the first account with the setup token \
-                 logged above).\n",
+                 shown above; it works for an hour, then opening the panel shows a new one).\n",
                 if server.uses_tls() { "https" } else { "http" },
                 server.addr
             );
         }
-        wait_for_signal(&server).await;
+        let mut signals = Signals::new();
+        signals.next_stop(&server).await;
         tracing::info!("shutting down: telling clients to reconnect (4200)");
-        server.shutdown().await;
-        Ok(())
+        // A second SIGTERM/SIGINT means "now": the drain is abandoned.
+        tokio::select! {
+            () = server.shutdown() => Ok(()),
+            () = signals.next_stop_only() => {
+                tracing::warn!("second stop signal: exiting without finishing the drain");
+                Err("stopped by a second signal before the drain finished".to_owned())
+            }
+        }
     })
 }
 
-/// Waits for SIGTERM or SIGINT; SIGHUP reloads the TLS certificate meanwhile.
-async fn wait_for_signal(server: &reverb_pusher::Server) {
+/// The process's stop and reload signals, registered once so that none is missed between
+/// two waits.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        let mut hangup = signal(SignalKind::hangup()).expect("SIGHUP handler");
-        loop {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => return,
-                _ = term.recv() => return,
-                _ = hangup.recv() => server.reload_tls(),
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Self {
+                term: signal(SignalKind::terminate()).expect("SIGTERM handler"),
+                interrupt: signal(SignalKind::interrupt()).expect("SIGINT handler"),
+                hangup: signal(SignalKind::hangup()).expect("SIGHUP handler"),
             }
         }
+        #[cfg(not(unix))]
+        Self {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = server;
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// Waits for SIGTERM or SIGINT; SIGHUP reloads the TLS certificate meanwhile.
+    async fn next_stop(&mut self, server: &reverb_pusher::Server) {
+        #[cfg(unix)]
+        loop {
+            tokio::select! {
+                _ = self.interrupt.recv() => return,
+                _ = self.term.recv() => return,
+                _ = self.hangup.recv() => server.reload_tls(),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = server;
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+
+    /// Waits for SIGTERM or SIGINT only (during the drain, when the server is moved away).
+    async fn next_stop_only(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.term.recv() => {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -127,9 +127,12 @@ pub struct Settings {
     /// On SIGTERM/SIGINT, connections are closed with 4200 at random moments within this many
     /// seconds (no reconnect stampede); the process exits a few seconds after the window.
     pub drain_window_secs: u64,
-    /// Serve `/metrics` on this port instead of the main one (0: the main port).
+    /// Serve `/metrics` on this port instead of the main one (0: the main port). This port
+    /// answers anyone who can reach it unless `metrics_token` is set.
     pub metrics_port: u16,
-    /// When set, `/metrics` requires `Authorization: Bearer <metrics_token>`.
+    /// When set, `/metrics` requires `Authorization: Bearer <metrics_token>`. When unset,
+    /// `/metrics` on the main port answers only local requests that no proxy relayed
+    /// (127.0.0.0/8, `::1`, without `X-Forwarded-For`/`Forwarded`/`X-Real-IP`), 403 otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_token: Option<Secret>,
     /// Log filter in `tracing` `EnvFilter` syntax, e.g. `info` or `reverb_pusher=debug`.

@@ -1,6 +1,6 @@
 // The admin panel end to end, in headless Chromium (Debian's package driven by playwright-core;
 // no browser is downloaded) against the real server binary with the embedded SPA:
-// first-run setup with the token from the server log, logout and login, creating an app,
+// first-run setup with the token from the terminal banner, logout and login, creating an app,
 // connecting pusher-js with the settings the panel shows and watching it in the debug console,
 // sending an event from the event creator (and with the Node SDK snippet), switching the app
 // off, refusing to delete your own account, settings validation, tokens and the audit log.
@@ -30,6 +30,8 @@ let base;
 let server;
 let exited;
 let logs = '';
+/// Content-Security-Policy violations the browser reported (the panel must cause none).
+const cspViolations = [];
 let browser;
 let page;
 const clients = [];
@@ -130,6 +132,7 @@ before(async () => {
   page = await context.newPage();
   page.setDefaultTimeout(WAIT_MS);
   page.on('pageerror', (e) => { logs += `\n[page error] ${e}`; });
+  page.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text()); });
 });
 
 after(async () => {
@@ -141,11 +144,14 @@ after(async () => {
   }
 });
 
-test('first-run setup with the token from the server log, then logout and login', async () => {
-  const token = await until('the setup token in the log', () => {
-    const line = logs.split('\n').find((l) => l.includes('setup_token'));
-    return line && JSON.parse(line).setup_token;
+test('first-run setup with the token from the terminal banner, then logout and login', async () => {
+  const token = await until('the setup token on the terminal', () => {
+    const banner = logs.match(/Admin setup token \(valid for 1 hour\): (\S+)/);
+    return banner && banner[1];
   });
+  const jsonLines = logs.split('\n').filter((l) => l.startsWith('{'));
+  assert.ok(jsonLines.length > 0, 'the server writes JSON logs');
+  assert.equal(jsonLines.some((l) => l.includes(token)), false, 'the setup token is not in the structured logs');
   await page.goto(`${base}/admin/`);
   await page.waitForURL(/\/admin\/setup$/, { timeout: WAIT_MS });
   // The form checks before sending: a short password is refused in the page.
@@ -380,5 +386,33 @@ test('phone width: pages fit without sideways scrolling', async () => {
 test('unknown panel routes get the index and a not-found page', async () => {
   await page.goto(`${base}/admin/no/such/page`);
   await textOf('main h1', /Page not found/);
+  assert.doesNotMatch(logs, /\[page error\]/, 'no script errors in the page');
+});
+
+test('the panel runs under its Content-Security-Policy and refuses to be framed', async () => {
+  const response = await page.goto(`${base}/admin/`);
+  await textOf('main h1', /^Apps$/);
+  const headers = response.headers();
+  assert.equal(headers['x-frame-options'], 'DENY');
+  assert.match(headers['content-security-policy'], /frame-ancestors 'none'/);
+  assert.match(headers['content-security-policy'], /default-src 'self'/);
+  assert.doesNotMatch(headers['content-security-policy'], /unsafe-inline/);
+  assert.deepEqual(cspViolations, [], 'no CSP violations while using the panel');
+});
+
+test('changing your own password needs the current one, and keeps you logged in', async () => {
+  await page.goto(`${base}/admin/users`);
+  await page.click(`tr[data-email="${ADMIN.email}"] >> text=Edit`);
+  await page.fill('#edit-password', 'a brand new password');
+  await page.click('tr.editing button[type=submit]');
+  await textOf('tr.editing p.error', /current password/);
+  await page.fill('#edit-current-password', 'not the password');
+  await page.click('tr.editing button[type=submit]');
+  await textOf('tr.editing p.error', /current password is wrong/);
+  await page.fill('#edit-current-password', ADMIN.password);
+  await page.click('tr.editing button[type=submit]');
+  await page.waitForSelector('tr.editing', { state: 'detached', timeout: WAIT_MS });
+  await page.goto(`${base}/admin/`);
+  await textOf('main h1', /^Apps$/);
   assert.doesNotMatch(logs, /\[page error\]/, 'no script errors in the page');
 });

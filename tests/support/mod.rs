@@ -32,8 +32,8 @@ pub struct TestServer {
     pub app: AppConfig,
     /// The database URL the server was given.
     pub database_url: String,
-    /// The settings the server was started with (a CLI-style `AppService` opens the same
-    /// database and master key with them).
+    /// The settings the server was started with (to start another on the same database, or to
+    /// open a CLI-style `AppService` on the same database and master key).
     pub settings: Settings,
     // Dropped after the server handle: the database goes last.
     _db: TestDb,
@@ -435,6 +435,8 @@ pub struct Admin {
     pub cookie: Option<String>,
     pub csrf: Option<String>,
     pub bearer: Option<String>,
+    /// Sent as `X-Forwarded-For`, to act as another client behind a trusted proxy.
+    pub forwarded_for: Option<String>,
 }
 
 /// An admin API response.
@@ -519,6 +521,9 @@ impl Admin {
         }
         if let Some(token) = &self.bearer {
             request = request.insert_header(("authorization", format!("Bearer {token}")));
+        }
+        if let Some(ip) = &self.forwarded_for {
+            request = request.insert_header(("x-forwarded-for", ip.clone()));
         }
         let mut response = match body {
             Some(body) => request.send_json(&body).await,

@@ -3,6 +3,7 @@
 
 mod integration {
     pub mod admin;
+    pub mod admin_hardening;
     pub mod apps;
     pub mod channels;
     pub mod client_events;

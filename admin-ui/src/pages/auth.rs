@@ -1,4 +1,4 @@
-//! First-run setup (with the one-time token from the server log) and login.
+//! First-run setup (with the one-time token shown on the server's terminal) and login.
 
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
@@ -46,7 +46,7 @@ pub fn SetupPage() -> impl IntoView {
     let submit = move |ev: SubmitEvent| {
         ev.prevent_default();
         let problem = if token.get_untracked().trim().is_empty() {
-            Some("Paste the setup token from the server log.".to_owned())
+            Some("Paste the setup token from the server's terminal.".to_owned())
         } else if name.get_untracked().trim().is_empty() {
             Some("Enter your name.".to_owned())
         } else if let Some(p) = email_problem(&email.get_untracked()) {
@@ -85,8 +85,10 @@ pub fn SetupPage() -> impl IntoView {
         <section class="narrow">
             <h1>"Welcome to Reverb Pusher"</h1>
             <p>
-                "Create the first admin account. The setup token is printed in the server's log "
-                "when it starts without any account (look for "<code>"setup token"</code>")."
+                "Create the first admin account. The setup token is shown on the server's terminal "
+                "(standard error, not the log) when it starts without any account (look for "
+                <code>"Admin setup token"</code>"). It works for an hour; after that, reloading "
+                "this page shows a new one there."
             </p>
             <form on:submit=submit novalidate>
                 <label for="setup-token">"Setup token"</label>

@@ -124,16 +124,26 @@ fn EditUser(user: User, done: impl Fn(bool) + Copy + Send + Sync + 'static) -> i
     let name = RwSignal::new(user.name.clone());
     let email = RwSignal::new(user.email.clone());
     let password = RwSignal::new(String::new());
+    let current_password = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
     let id = user.id.clone();
+    // Changing your own password needs the current one (the server checks it).
+    let own = auth
+        .session
+        .with_untracked(|s| s.as_ref().is_some_and(|s| s.user.id == user.id));
     let submit = move |ev: SubmitEvent| {
         ev.prevent_default();
         let new_password = password.get_untracked();
+        let current = current_password.get_untracked();
         let problem = user_problem(
             &name.get_untracked(),
             &email.get_untracked(),
             (!new_password.is_empty()).then_some(new_password.as_str()),
-        );
+        )
+        .or_else(|| {
+            (own && !new_password.is_empty() && current.is_empty())
+                .then(|| "Enter your current password to set a new one.".to_owned())
+        });
         error.set(problem.clone());
         if problem.is_some() {
             return;
@@ -141,6 +151,7 @@ fn EditUser(user: User, done: impl Fn(bool) + Copy + Send + Sync + 'static) -> i
         let patch = UserPatch {
             name: Some(name.get_untracked().trim().to_owned()),
             email: Some(email.get_untracked().trim().to_owned()),
+            current_password: (own && !new_password.is_empty()).then_some(current),
             password: (!new_password.is_empty()).then_some(new_password),
         };
         let id = id.clone();
@@ -174,6 +185,12 @@ fn EditUser(user: User, done: impl Fn(bool) + Copy + Send + Sync + 'static) -> i
                     <label for="edit-password">"New password"</label>
                     <input id="edit-password" type="password" autocomplete="new-password" placeholder="unchanged" bind:value=password />
                 </div>
+                <Show when=move || own>
+                    <div class="field">
+                        <label for="edit-current-password">"Current password"</label>
+                        <input id="edit-current-password" type="password" autocomplete="current-password" placeholder="needed for a new password" bind:value=current_password />
+                    </div>
+                </Show>
             </div>
             <ErrorNote error=error />
             <div class="row">

@@ -1,8 +1,7 @@
 //! Who is calling the admin API: a session cookie (with a CSRF token for writes) or an API
-//! token in `Authorization: Bearer`. Also password hashing, the login throttle and the one-time
-//! setup token.
+//! token in `Authorization: Bearer`. Also password hashing and the one-time setup token (the
+//! limits on password work are in [`super::throttle`]).
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
@@ -26,12 +25,13 @@ pub const SESSION_COOKIE: &str = "rp_admin_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// How long a login lasts.
 pub const SESSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How often expired sessions are deleted (also once at start).
+pub const SESSION_PURGE_EVERY: Duration = Duration::from_secs(3600);
 /// Prefix that makes API tokens recognisable (for example by secret scanners).
 pub const TOKEN_PREFIX: &str = "rpt_";
 
-/// Failed logins allowed per client address and email within the window.
-const LOGIN_ATTEMPTS: usize = 5;
-const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// How long a setup token works; after that the next visit to the setup page issues another.
+pub const SETUP_TOKEN_TTL: Duration = Duration::from_secs(3600);
 
 /// A random URL-safe token of 32 bytes.
 pub fn random_token() -> String {
@@ -78,6 +78,7 @@ pub enum Via {
         csrf_token: String,
     },
     Token {
+        id: String,
         name: String,
     },
 }
@@ -94,7 +95,16 @@ impl Principal {
     pub fn actor(&self) -> String {
         match &self.via {
             Via::Session { .. } => format!("user:{}", self.user.email),
-            Via::Token { name } => format!("token:{name} (user:{})", self.user.email),
+            Via::Token { name, .. } => format!("token:{name} (user:{})", self.user.email),
+        }
+    }
+
+    /// Whether the credential this principal came with still works (not logged out, revoked,
+    /// expired, or its user deleted). Long-lived responses ask again from time to time.
+    pub fn still_valid(&self, db: &crate::db::Db) -> Result<bool, crate::db::DbError> {
+        match &self.via {
+            Via::Session { token_hash, .. } => Ok(db.find_session(token_hash)?.is_some()),
+            Via::Token { id, .. } => db.token_is_live(id),
         }
     }
 }
@@ -131,7 +141,10 @@ impl FromRequest for Principal {
                     found.ok_or_else(|| unauthenticated("The API token is invalid or revoked"))?;
                 return Ok(Principal {
                     user,
-                    via: Via::Token { name: token.name },
+                    via: Via::Token {
+                        id: token.id,
+                        name: token.name,
+                    },
                 });
             }
             let cookie = cookie.ok_or_else(|| unauthenticated("Log in or send an API token"))?;
@@ -171,77 +184,91 @@ pub fn session_cookie(value: &str, secure: bool, max_age: Duration) -> Cookie<'s
         .finish()
 }
 
-/// Counts failed logins per client address and email.
+/// The one-time token that lets the first visitor create the first account. It works for
+/// [`SETUP_TOKEN_TTL`] after it was issued.
 #[derive(Default)]
-pub struct LoginThrottle {
-    failures: Mutex<HashMap<(String, String), Vec<Instant>>>,
+pub struct SetupToken(Mutex<Option<(String, Instant)>>);
+
+/// Why a setup token was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SetupRefusal {
+    /// No token was issued, it was used, or the offered one differs.
+    Wrong,
+    /// The token was right but too old; a new one has been issued.
+    Expired,
 }
-
-impl LoginThrottle {
-    /// `Err(seconds to wait)` when this client has failed too often for this email.
-    pub fn check(&self, ip: &str, email: &str) -> Result<(), u64> {
-        let mut failures = self.failures.lock().expect("throttle lock");
-        let key = (ip.to_owned(), email.to_owned());
-        let Some(times) = failures.get_mut(&key) else {
-            return Ok(());
-        };
-        times.retain(|t| t.elapsed() < LOGIN_WINDOW);
-        if times.len() < LOGIN_ATTEMPTS {
-            return Ok(());
-        }
-        let oldest = times.first().copied().unwrap_or_else(Instant::now);
-        Err(LOGIN_WINDOW
-            .saturating_sub(oldest.elapsed())
-            .as_secs()
-            .max(1))
-    }
-
-    pub fn failed(&self, ip: &str, email: &str) {
-        let mut failures = self.failures.lock().expect("throttle lock");
-        // Bounded memory under a spray of addresses: forget stale entries first.
-        if failures.len() > 10_000 {
-            failures.retain(|_, times| times.iter().any(|t| t.elapsed() < LOGIN_WINDOW));
-        }
-        failures
-            .entry((ip.to_owned(), email.to_owned()))
-            .or_default()
-            .push(Instant::now());
-    }
-
-    pub fn succeeded(&self, ip: &str, email: &str) {
-        self.failures
-            .lock()
-            .expect("throttle lock")
-            .remove(&(ip.to_owned(), email.to_owned()));
-    }
-}
-
-/// The one-time token that lets the first visitor create the first account.
-#[derive(Default)]
-pub struct SetupToken(Mutex<Option<String>>);
 
 impl SetupToken {
     pub fn issue(&self) -> String {
+        self.issue_at(Instant::now())
+    }
+
+    fn issue_at(&self, now: Instant) -> String {
         let token = random_token();
-        *self.0.lock().expect("setup lock") = Some(token.clone());
+        *self.0.lock().expect("setup lock") = Some((token.clone(), now));
         token
     }
 
+    /// The token, while it is unused and unexpired.
     pub fn current(&self) -> Option<String> {
-        self.0.lock().expect("setup lock").clone()
+        self.current_at(Instant::now())
     }
 
-    /// Consumes the token if it matches.
-    pub fn redeem(&self, offered: &str) -> bool {
-        let mut slot = self.0.lock().expect("setup lock");
-        let matches = slot
-            .as_deref()
-            .is_some_and(|t| token_digest(t) == token_digest(offered));
-        if matches {
-            *slot = None;
-        }
-        matches
+    fn current_at(&self, now: Instant) -> Option<String> {
+        self.0
+            .lock()
+            .expect("setup lock")
+            .as_ref()
+            .filter(|(_, issued)| now.duration_since(*issued) < SETUP_TOKEN_TTL)
+            .map(|(token, _)| token.clone())
     }
+
+    /// A new token if the current one has expired (`None` if it is still good, or if none was
+    /// ever issued: the server issues one only while no account exists).
+    pub fn renew_if_expired(&self) -> Option<String> {
+        self.renew_if_expired_at(Instant::now())
+    }
+
+    fn renew_if_expired_at(&self, now: Instant) -> Option<String> {
+        let expired = self
+            .0
+            .lock()
+            .expect("setup lock")
+            .as_ref()
+            .is_some_and(|(_, issued)| now.duration_since(*issued) >= SETUP_TOKEN_TTL);
+        expired.then(|| self.issue_at(now))
+    }
+
+    /// Consumes the token if it matches and has not expired.
+    pub fn redeem(&self, offered: &str) -> Result<(), SetupRefusal> {
+        self.redeem_at(offered, Instant::now())
+    }
+
+    fn redeem_at(&self, offered: &str, now: Instant) -> Result<(), SetupRefusal> {
+        let mut slot = self.0.lock().expect("setup lock");
+        let Some((token, issued)) = slot.as_ref() else {
+            return Err(SetupRefusal::Wrong);
+        };
+        if token_digest(token) != token_digest(offered) {
+            return Err(SetupRefusal::Wrong);
+        }
+        if now.duration_since(*issued) >= SETUP_TOKEN_TTL {
+            return Err(SetupRefusal::Expired);
+        }
+        *slot = None;
+        Ok(())
+    }
+}
+
+/// Shows a setup token on the terminal (stderr), never in the log: logs are shipped and kept,
+/// and this token is a credential.
+#[allow(clippy::print_stderr)]
+pub fn print_setup_banner(token: &str) {
+    eprintln!(
+        "\n  No admin account yet. Admin setup token (valid for 1 hour): {token}\n  \
+         Open the admin panel (/admin/) and create the first account with it, or run \
+         `reverb-pusher user create`.\n"
+    );
 }
 
 #[cfg(test)]
@@ -258,26 +285,29 @@ mod tests {
     }
 
     #[test]
-    fn throttle_blocks_after_five_failures_per_address_and_email() {
-        let t = LoginThrottle::default();
-        for _ in 0..5 {
-            assert!(t.check("1.1.1.1", "a@x").is_ok());
-            t.failed("1.1.1.1", "a@x");
-        }
-        assert!(t.check("1.1.1.1", "a@x").is_err());
-        assert!(t.check("2.2.2.2", "a@x").is_ok());
-        assert!(t.check("1.1.1.1", "b@x").is_ok());
-        t.succeeded("1.1.1.1", "a@x");
-        assert!(t.check("1.1.1.1", "a@x").is_ok());
+    fn setup_token_is_single_use() {
+        let s = SetupToken::default();
+        assert_eq!(s.redeem("x"), Err(SetupRefusal::Wrong));
+        let token = s.issue();
+        assert_eq!(s.redeem("wrong"), Err(SetupRefusal::Wrong));
+        assert_eq!(s.redeem(&token), Ok(()));
+        assert_eq!(s.redeem(&token), Err(SetupRefusal::Wrong));
+        assert_eq!(s.renew_if_expired(), None, "no token, nothing to renew");
     }
 
     #[test]
-    fn setup_token_is_single_use() {
+    fn setup_token_expires_after_an_hour_and_is_renewed_on_demand() {
         let s = SetupToken::default();
-        assert!(!s.redeem("x"));
-        let token = s.issue();
-        assert!(!s.redeem("wrong"));
-        assert!(s.redeem(&token));
-        assert!(!s.redeem(&token));
+        let start = Instant::now();
+        let token = s.issue_at(start);
+        let later = start + SETUP_TOKEN_TTL;
+        assert_eq!(s.current_at(start).as_deref(), Some(token.as_str()));
+        assert_eq!(s.current_at(later), None);
+        assert_eq!(s.redeem_at(&token, later), Err(SetupRefusal::Expired));
+        assert_eq!(s.renew_if_expired_at(start), None, "still good");
+        let renewed = s.renew_if_expired_at(later).expect("a new token");
+        assert_ne!(renewed, token);
+        assert_eq!(s.redeem_at(&token, later), Err(SetupRefusal::Wrong));
+        assert_eq!(s.redeem_at(&renewed, later), Ok(()));
     }
 }

@@ -1,9 +1,13 @@
 //! The debug console's server side: a live stream of one app's activity as server-sent events,
 //! and the event creator that sends an event to a channel from the panel.
+//!
+//! A stream lives as long as the credential that opened it: it checks that credential again
+//! as soon as any session or token ends on this server, and every [`RECHECK_EVERY`] anyway
+//! (expiry, changes made by another node).
 
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
@@ -21,12 +25,33 @@ use crate::state::AppState;
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// Idle checks between keep-alive comments, so that proxies do not time the stream out.
 const KEEPALIVE_CHECKS: u32 = 15;
+/// How often a stream checks its credential when no revocation was seen meanwhile.
+const RECHECK_EVERY: Duration = Duration::from_secs(30);
 
 struct Watch {
     rx: Watcher,
     state: web::Data<AppState>,
     app_id: String,
     idle_checks: u32,
+    principal: Principal,
+    /// The revocation count when the credential was last checked, and when that was.
+    checked: (u64, Instant),
+}
+
+impl Watch {
+    /// Whether the stream's credential still works; checked only when something was revoked
+    /// since the last check, or that check is old. A database error keeps the stream.
+    async fn credential_ok(&mut self) -> bool {
+        let revocations = self.state.admin.revocation_count();
+        if revocations == self.checked.0 && self.checked.1.elapsed() < RECHECK_EVERY {
+            return true;
+        }
+        self.checked = (revocations, Instant::now());
+        let principal = self.principal.clone();
+        crate::blocking(&self.state.db, move |db| principal.still_valid(db))
+            .await
+            .unwrap_or(true)
+    }
 }
 
 fn sse_data(json: &str) -> Bytes {
@@ -44,6 +69,7 @@ async fn next_chunk(mut watch: Watch) -> Option<(Result<Bytes, Infallible>, Watc
     loop {
         if watch.state.node.draining.load(Ordering::Relaxed)
             || watch.state.directory.by_id(&watch.app_id).is_none()
+            || !watch.credential_ok().await
         {
             return None;
         }
@@ -79,7 +105,7 @@ async fn next_chunk(mut watch: Watch) -> Option<(Result<Bytes, Infallible>, Watc
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("session" = []), ("token" = [])))]
 pub async fn stream(
-    _: Principal,
+    principal: Principal,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -92,6 +118,8 @@ pub async fn stream(
         state: state.clone(),
         app_id: id.into_inner(),
         idle_checks: 0,
+        checked: (state.admin.revocation_count(), Instant::now()),
+        principal,
     };
     // The first chunk goes out at once so that the browser reports the stream open.
     let hello = futures_util::stream::once(async {

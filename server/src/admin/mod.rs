@@ -10,6 +10,7 @@ pub mod audit;
 pub mod auth;
 pub mod console;
 pub mod session;
+pub mod throttle;
 pub mod tokens;
 pub mod users;
 
@@ -24,11 +25,29 @@ use crate::db::admin::AuditRow;
 use crate::db::{now_unix, Db, DbError};
 use crate::error::ApiError;
 
-/// Admin-side state that lives in memory: the login throttle and the setup token.
+/// Admin-side state that lives in memory: the login throttle, the hashing cap, the setup token
+/// and the revocation counter.
 #[derive(Default)]
 pub struct AdminState {
-    pub throttle: auth::LoginThrottle,
+    pub throttle: throttle::LoginThrottle,
+    pub hashing: throttle::Hashing,
     pub setup: auth::SetupToken,
+    /// Moves whenever a session or token ends (logout, revocation, password change, user
+    /// deleted), so that open debug streams check their own credential at once.
+    pub revocations: std::sync::atomic::AtomicU64,
+}
+
+impl AdminState {
+    /// Records that some credential ended.
+    pub fn revoked(&self) {
+        self.revocations
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The revocation count, to compare with a later one.
+    pub fn revocation_count(&self) -> u64 {
+        self.revocations.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// Largest admin API request body.

@@ -1,11 +1,12 @@
-//! First-run setup, login, logout and "who am I".
+//! First-run setup, login, logout and "who am I", and the timer that purges expired sessions.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use shared::admin::{ErrorBody, LoginRequest, SessionInfo, SetupRequest, SetupStatus};
 
-use super::auth::{self, Principal, Via};
-use super::users::validated_user;
+use super::auth::{self, Principal, SetupRefusal, Via};
+use super::throttle::{address_key, throttled};
+use super::users::{validated_email, validated_user};
 use super::{audit_row, write};
 use crate::db::admin::{SessionRow, UserRow};
 use crate::db::now_unix;
@@ -40,21 +41,36 @@ async fn start_session(
         }))
 }
 
-/// Whether the first account still has to be created.
+/// Issues and shows a new setup token if the current one expired (at most once an hour, so
+/// an anonymous caller cannot flood the terminal).
+fn renew_setup_token(state: &AppState) {
+    if let Some(token) = state.admin.setup.renew_if_expired() {
+        tracing::warn!("the setup token expired; a new one is shown on the server's terminal");
+        auth::print_setup_banner(&token);
+    }
+}
+
+/// Whether the first account still has to be created. While it has, an expired setup token is
+/// replaced by a new one, shown on the server's terminal.
 #[utoipa::path(get, path = "/admin/api/setup", tag = "session",
     responses((status = 200, body = SetupStatus)))]
 pub async fn setup_status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let count = write(&state.db, Db::count_users).await?;
+    if count == 0 {
+        renew_setup_token(&state);
+    }
     Ok(HttpResponse::Ok().json(SetupStatus { needed: count == 0 }))
 }
 
-/// Creates the first account with the one-time token printed in the server log, and logs in.
+/// Creates the first account with the one-time setup token shown on the server's terminal
+/// (valid for an hour), and logs in.
 #[utoipa::path(post, path = "/admin/api/setup", tag = "session", request_body = SetupRequest,
     responses(
         (status = 201, body = SessionInfo, description = "Created and logged in"),
-        (status = 403, body = ErrorBody, description = "Wrong or used setup token"),
+        (status = 403, body = ErrorBody, description = "Wrong, used or expired setup token"),
         (status = 409, body = ErrorBody, description = "An account exists already"),
         (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "Busy hashing passwords; see Retry-After"),
     ))]
 pub async fn setup(
     req: HttpRequest,
@@ -69,15 +85,29 @@ pub async fn setup(
         ));
     }
     let (email, name) = validated_user(&body.email, &body.name, &body.password)?;
-    if !state.admin.setup.redeem(&body.token) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "setup_token_invalid",
-            "The setup token is wrong or was used already (see the server log)",
-        ));
+    // Taken before the token is spent, so that a busy server does not burn it.
+    let permit = state.admin.hashing.permit()?;
+    match state.admin.setup.redeem(&body.token) {
+        Ok(()) => {}
+        Err(SetupRefusal::Wrong) => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "setup_token_invalid",
+                "The setup token is wrong or was used already (see the server's terminal)",
+            ))
+        }
+        Err(SetupRefusal::Expired) => {
+            renew_setup_token(&state);
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "setup_token_expired",
+                "The setup token expired after an hour; a new one is shown on the server's terminal",
+            ));
+        }
     }
     let password = body.password;
     let user = write(&state.db, move |db| {
+        let _permit = permit;
         let user = super::users::new_user(email, name, &password);
         db.insert_user(&user)?;
         let after = serde_json::to_value(user.to_api()).ok();
@@ -101,33 +131,49 @@ pub async fn setup(
     responses(
         (status = 200, body = SessionInfo),
         (status = 401, body = ErrorBody, description = "Wrong email or password"),
-        (status = 429, body = ErrorBody, description = "Too many failed attempts; see Retry-After"),
+        (status = 429, body = ErrorBody, description = "Too many failed attempts from this address or for this account, or busy hashing passwords; see Retry-After"),
     ))]
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let email = body.email.trim().to_lowercase();
-    let ip = crate::http::client_info(&req, &state.settings.trusted_proxies).ip;
-    if let Err(wait) = state.admin.throttle.check(&ip, &email) {
-        tracing::warn!(%ip, "login throttled");
-        let error = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_attempts",
-            format!("Too many failed logins; try again in {wait} seconds"),
-        );
-        let mut response = actix_web::ResponseError::error_response(&error);
-        response.headers_mut().insert(
-            actix_web::http::header::RETRY_AFTER,
-            actix_web::http::header::HeaderValue::from(wait),
-        );
-        return Ok(response);
+    // A bounded key: an invalid address cannot be an account, and costs no hashing.
+    let email = validated_email(&body.email).ok();
+    let ip = address_key(&crate::http::client_info(&req, &state.settings.trusted_proxies).ip);
+    let throttle = &state.admin.throttle;
+    if let Err(wait) = throttle.check(&ip, email.as_deref()) {
+        tracing::warn!(client = %ip, wait, "login throttled");
+        return Err(throttled(wait));
     }
-    let password = body.password.clone();
-    let lookup = email.clone();
-    let user = write(&state.db, move |db| {
-        let user = db.find_user_by_email(&lookup)?;
+    let user = match email.clone() {
+        Some(email) => verify_login(&state, email, body.password.clone()).await?,
+        None => None,
+    };
+    let Some(user) = user else {
+        throttle.failed(&ip, email.as_deref());
+        // The request line (status 401) is logged by the API call log; this adds nothing.
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "Wrong email or password",
+        ));
+    };
+    throttle.succeeded(&user.email);
+    tracing::info!(user_id = %user.id, client = %ip, "admin logged in");
+    start_session(&req, &state, user, StatusCode::OK).await
+}
+
+/// The user with this email if the password is theirs, under a hashing slot.
+async fn verify_login(
+    state: &AppState,
+    email: String,
+    password: String,
+) -> Result<Option<UserRow>, ApiError> {
+    let permit = state.admin.hashing.permit()?;
+    write(&state.db, move |db| {
+        let _permit = permit;
+        let user = db.find_user_by_email(&email)?;
         // Verify against a dummy hash for unknown emails, so timing does not reveal accounts.
         let hash = user
             .as_ref()
@@ -135,19 +181,7 @@ pub async fn login(
         let ok = auth::verify_password(hash, &password);
         Ok(user.filter(|_| ok))
     })
-    .await?;
-    let Some(user) = user else {
-        state.admin.throttle.failed(&ip, &email);
-        tracing::info!(%ip, "login failed");
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_credentials",
-            "Wrong email or password",
-        ));
-    };
-    state.admin.throttle.succeeded(&ip, &email);
-    tracing::info!(user_id = %user.id, "admin logged in");
-    start_session(&req, &state, user, StatusCode::OK).await
+    .await
 }
 
 /// Ends the current session.
@@ -160,6 +194,7 @@ pub async fn logout(
 ) -> Result<HttpResponse, ApiError> {
     if let Via::Session { token_hash, .. } = principal.via {
         write(&state.db, move |db| db.delete_session(&token_hash)).await?;
+        state.admin.revoked();
     }
     let mut gone = auth::session_cookie("", false, std::time::Duration::ZERO);
     gone.make_removal();
@@ -179,4 +214,18 @@ pub async fn me(principal: Principal) -> HttpResponse {
         user: principal.user.to_api(),
         csrf_token,
     })
+}
+
+/// Deletes expired sessions at start and then every [`auth::SESSION_PURGE_EVERY`], for as long
+/// as the server runs. They no longer authenticate anyone; this only keeps the table small.
+pub async fn purge_expired_sessions(db: Db) {
+    let mut every = tokio::time::interval(auth::SESSION_PURGE_EVERY);
+    loop {
+        every.tick().await;
+        match crate::blocking(&db, Db::purge_expired_sessions).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "expired admin sessions deleted"),
+            Err(error) => tracing::warn!(%error, "cannot purge expired admin sessions"),
+        }
+    }
 }

@@ -95,5 +95,6 @@ pub async fn revoke_token(
         DbError::NotFound => ApiError::not_found("No such token, or it was revoked already"),
         other => other.into(),
     })?;
+    state.admin.revoked();
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,10 +1,11 @@
 //! Admin users. Every user is an admin; nobody can delete themselves and the last user stays.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use shared::admin::{ErrorBody, NewUser, User, UserPatch};
 
 use super::auth::{self, Principal, Via};
+use super::throttle::{address_key, throttled};
 use super::{audit_row, text, write};
 use crate::db::admin::{DeleteUserError, UserRow};
 use crate::db::Db;
@@ -92,7 +93,8 @@ pub async fn list_users(
 /// Adds a user.
 #[utoipa::path(post, path = "/admin/api/users", tag = "users", request_body = NewUser,
     responses((status = 201, body = User), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "Email taken"), (status = 422, body = ErrorBody)),
+        (status = 409, body = ErrorBody, description = "Email taken"), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "Busy hashing passwords; see Retry-After")),
     security(("session" = []), ("token" = [])))]
 pub async fn create_user(
     principal: Principal,
@@ -102,7 +104,9 @@ pub async fn create_user(
     let body = body.into_inner();
     let (email, name) = validated_user(&body.email, &body.name, &body.password)?;
     let actor = principal.actor();
+    let permit = state.admin.hashing.permit()?;
     let user = crate::blocking(&state.db, move |db| {
+        let _permit = permit;
         let user = new_user(email, name, &body.password);
         db.insert_user(&user)?;
         let after = serde_json::to_value(user.to_api()).ok();
@@ -121,13 +125,96 @@ pub async fn create_user(
     Ok(HttpResponse::Created().json(user.to_api()))
 }
 
-/// Changes a user's name, email or password. A password change ends their other sessions.
+/// The new password of a patch, checked; changing your own also needs `current_password`.
+fn password_change(patch: &UserPatch, own: bool) -> Result<Option<String>, ApiError> {
+    let Some(password) = &patch.password else {
+        return Ok(None);
+    };
+    validated_password(password)?;
+    if own && patch.current_password.as_deref().unwrap_or("").is_empty() {
+        return Err(ApiError::validation(
+            "current_password",
+            "current_password is required to change your own password",
+        ));
+    }
+    Ok(Some(password.clone()))
+}
+
+fn wrong_current_password() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "current_password_wrong",
+        "The current password is wrong",
+    )
+}
+
+/// A validated change to one user, ready to store.
+struct UserChange {
+    id: String,
+    email: Option<String>,
+    name: Option<String>,
+    new_password: Option<String>,
+    /// The caller's current password, to check first (own password changes only).
+    current: Option<String>,
+    /// The caller's session, which survives their own password change.
+    keep: Option<String>,
+    actor: String,
+}
+
+/// Stores a change with its audit record; a password change also ends the user's other
+/// sessions and revokes their tokens. `Ok(Err(email))` when the current password is wrong.
+/// Runs on the blocking pool (it hashes).
+fn store_user_change(db: &Db, change: UserChange) -> Result<Result<UserRow, String>, DbError> {
+    let before = db.get_user(&change.id)?;
+    if let Some(current) = &change.current {
+        if !auth::verify_password(&before.password_hash, current) {
+            return Ok(Err(before.email));
+        }
+    }
+    let mut user = before.clone();
+    if let Some(email) = change.email {
+        user.email = email;
+    }
+    if let Some(name) = change.name {
+        user.name = name;
+    }
+    if let Some(password) = &change.new_password {
+        user.password_hash = auth::hash_password(password);
+    }
+    user.updated_at = now_unix();
+    db.update_user(&user)?;
+    let mut after = serde_json::to_value(user.to_api()).ok();
+    if change.new_password.is_some() {
+        db.delete_other_sessions(&user.id, change.keep.as_deref())?;
+        db.revoke_user_tokens(&user.id)?;
+        if let Some(after) = after.as_mut() {
+            after["password"] = "changed".into();
+        }
+    }
+    let before = serde_json::to_value(before.to_api()).ok();
+    db.insert_audit(&audit_row(
+        change.actor,
+        "user.update",
+        "user",
+        &user.id,
+        before,
+        after,
+    ))?;
+    Ok(Ok(user))
+}
+
+/// Changes a user's name, email or password. Changing your own password needs the current one;
+/// any password change ends the user's other sessions and revokes all their API tokens.
 #[utoipa::path(patch, path = "/admin/api/users/{id}", tag = "users", request_body = UserPatch,
     params(("id" = String, Path, description = "User id")),
-    responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 200, body = User), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "CSRF token, or current_password wrong"),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "Invalid field, or current_password missing"),
+        (status = 429, body = ErrorBody, description = "Busy hashing passwords, or too many wrong current passwords; see Retry-After")),
     security(("session" = []), ("token" = [])))]
 pub async fn update_user(
+    req: HttpRequest,
     principal: Principal,
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -140,52 +227,57 @@ pub async fn update_user(
         .as_deref()
         .map(|n| text("name", n, 100))
         .transpose()?;
-    if let Some(password) = &patch.password {
-        validated_password(password)?;
+    let own = principal.user.id == *id;
+    let new_password = password_change(&patch, own)?;
+    let current = (own && new_password.is_some())
+        .then(|| patch.current_password.clone())
+        .flatten();
+    // Guessing the current password with a stolen session counts as failed logins.
+    let ip = address_key(&crate::http::client_info(&req, &state.settings.trusted_proxies).ip);
+    if current.is_some() {
+        state
+            .admin
+            .throttle
+            .check(&ip, Some(&principal.user.email))
+            .map_err(throttled)?;
     }
+    let permit = new_password
+        .as_ref()
+        .map(|_| state.admin.hashing.permit())
+        .transpose()?;
     let actor = principal.actor();
     let keep = match &principal.via {
-        Via::Session { token_hash, .. } if principal.user.id == *id => Some(token_hash.clone()),
+        Via::Session { token_hash, .. } if own => Some(token_hash.clone()),
         _ => None,
     };
-    let id = id.into_inner();
-    let user = crate::blocking(&state.db, move |db| {
-        let before = db.get_user(&id)?;
-        let mut user = before.clone();
-        if let Some(email) = email {
-            user.email = email;
-        }
-        if let Some(name) = name {
-            user.name = name;
-        }
-        if let Some(password) = &patch.password {
-            user.password_hash = auth::hash_password(password);
-        }
-        user.updated_at = now_unix();
-        db.update_user(&user)?;
-        if patch.password.is_some() {
-            db.delete_other_sessions(&user.id, keep.as_deref())?;
-        }
-        let mut after = serde_json::to_value(user.to_api()).ok();
-        if patch.password.is_some() {
-            if let Some(after) = after.as_mut() {
-                after["password"] = "changed".into();
-            }
-        }
-        let before = serde_json::to_value(before.to_api()).ok();
-        db.insert_audit(&audit_row(
-            actor,
-            "user.update",
-            "user",
-            &user.id,
-            before,
-            after,
-        ))?;
-        Ok(user)
+    let change = UserChange {
+        id: id.into_inner(),
+        email,
+        name,
+        new_password,
+        current,
+        keep,
+        actor,
+    };
+    let changed = change.new_password.is_some();
+    let outcome = crate::blocking(&state.db, move |db| {
+        let _permit = permit;
+        store_user_change(db, change)
     })
     .await
     .map_err(email_taken)?;
-    Ok(HttpResponse::Ok().json(user.to_api()))
+    match outcome {
+        Ok(user) => {
+            if changed {
+                state.admin.revoked();
+            }
+            Ok(HttpResponse::Ok().json(user.to_api()))
+        }
+        Err(email) => {
+            state.admin.throttle.failed(&ip, Some(&email));
+            Err(wrong_current_password())
+        }
+    }
 }
 
 /// Removes a user. Refused for yourself (403) and for the last user (409).
@@ -226,7 +318,10 @@ pub async fn delete_user(
     })
     .await?;
     match outcome {
-        Ok(_) => Ok(HttpResponse::NoContent().finish()),
+        Ok(_) => {
+            state.admin.revoked();
+            Ok(HttpResponse::NoContent().finish())
+        }
         Err(DeleteUserError::NotFound) => Err(ApiError::not_found("No such user")),
         Err(DeleteUserError::LastUser) => Err(ApiError::conflict(
             "last_user",

@@ -128,9 +128,18 @@ impl Db {
         Ok(())
     }
 
-    /// Deletes a user unless it is the last one (checked in the same transaction).
+    /// Deletes a user unless it is the last one, checked under a lock so that concurrent deletes
+    /// of different users cannot remove every user between them.
     pub fn delete_user(&self, id: &str) -> Result<Result<UserRow, DeleteUserError>, DbError> {
         self.conn()?.transaction(|conn| {
+            // The lock, the same statement on every backend: a write to every user row first.
+            // PostgreSQL and MySQL lock each row until commit, so a concurrent delete waits and
+            // then counts what is left (PostgreSQL takes a new snapshot per statement; InnoDB
+            // takes its snapshot at the first plain read, after this). SQLite takes its single
+            // write lock here, before any read, so concurrent deletes run one after the other.
+            diesel::update(admin_users::table)
+                .set(admin_users::updated_at.eq(admin_users::updated_at))
+                .execute(conn)?;
             let Some(user) = admin_users::table
                 .find(id)
                 .select(UserRow::as_select())
@@ -168,6 +177,21 @@ impl Db {
             .select((SessionRow::as_select(), UserRow::as_select()))
             .first(&mut self.conn()?)
             .optional()?)
+    }
+
+    /// Deletes every expired session; returns how many.
+    pub fn purge_expired_sessions(&self) -> Result<usize, DbError> {
+        Ok(
+            diesel::delete(admin_sessions::table.filter(admin_sessions::expires_at.le(now_unix())))
+                .execute(&mut self.conn()?)?,
+        )
+    }
+
+    /// Stored sessions, expired ones included.
+    pub fn count_sessions(&self) -> Result<i64, DbError> {
+        Ok(admin_sessions::table
+            .count()
+            .get_result(&mut self.conn()?)?)
     }
 
     pub fn delete_session(&self, token_hash: &str) -> Result<(), DbError> {
@@ -217,6 +241,28 @@ impl Db {
                 .execute(&mut conn)?;
         }
         Ok(found)
+    }
+
+    /// Whether this token is unrevoked and its user still exists.
+    pub fn token_is_live(&self, id: &str) -> Result<bool, DbError> {
+        let found: i64 = api_tokens::table
+            .inner_join(admin_users::table)
+            .filter(api_tokens::id.eq(id))
+            .filter(api_tokens::revoked_at.is_null())
+            .count()
+            .get_result(&mut self.conn()?)?;
+        Ok(found > 0)
+    }
+
+    /// Revokes every unrevoked token of a user (after a password change); returns how many.
+    pub fn revoke_user_tokens(&self, user_id: &str) -> Result<usize, DbError> {
+        Ok(diesel::update(
+            api_tokens::table
+                .filter(api_tokens::user_id.eq(user_id))
+                .filter(api_tokens::revoked_at.is_null()),
+        )
+        .set(api_tokens::revoked_at.eq(Some(now_unix())))
+        .execute(&mut self.conn()?)?)
     }
 
     /// Revokes a token; [`DbError::NotFound`] if there is none (or it was revoked already).
@@ -293,5 +339,34 @@ mod tests {
             Err(DeleteUserError::NotFound)
         );
         assert_eq!(db.count_users().unwrap(), 1);
+    }
+
+    #[test]
+    fn expired_sessions_are_purged_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = KeySource {
+            key: None,
+            file: dir.path().join("k"),
+        };
+        let db = Db::open(
+            &dir.path().join("t.db").display().to_string(),
+            PoolOptions::default(),
+            &keys,
+        )
+        .unwrap();
+        db.insert_user(&user("a")).unwrap();
+        let session = |hash: &str, expires_at: i64| SessionRow {
+            token_hash: hash.into(),
+            user_id: "a".into(),
+            csrf_token: "c".into(),
+            created_at: 0,
+            expires_at,
+        };
+        db.insert_session(&session("old", now_unix() - 1)).unwrap();
+        db.insert_session(&session("live", now_unix() + 60))
+            .unwrap();
+        assert_eq!(db.purge_expired_sessions().unwrap(), 1);
+        assert_eq!(db.count_sessions().unwrap(), 1);
+        assert!(db.find_session("live").unwrap().is_some());
     }
 }

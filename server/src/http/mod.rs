@@ -48,32 +48,76 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub fn configure_main(metrics_on_main_port: bool) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         if metrics_on_main_port {
-            cfg.route("/metrics", web::get().to(metrics));
+            cfg.route("/metrics", web::get().to(metrics_main_port));
         }
         configure(cfg);
     }
 }
 
-/// `GET /metrics`: Prometheus text, behind `metrics_token` when one is set.
-pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    if let Some(token) = &state.settings.metrics_token {
-        let offered = req
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok());
-        let expected = format!("Bearer {}", token.0);
+/// Whether a `/metrics` request may be answered. With `metrics_token` set, only with that
+/// token. Without one, on the main port (which faces the internet) only a local peer whose
+/// request no proxy relayed; on the separate metrics port, anyone who can reach it.
+pub fn metrics_access(
+    token: Option<&str>,
+    authorization: Option<&str>,
+    main_port: bool,
+    local_unproxied: bool,
+) -> Result<(), ApiError> {
+    if let Some(token) = token {
+        let expected = format!("Bearer {token}");
         let digest = |s: &str| sha2::Sha256::digest(s.as_bytes());
-        if offered.map(digest) != Some(digest(&expected)) {
-            return ApiError::unauthorized("Send Authorization: Bearer <metrics_token>")
-                .error_response();
-        }
+        return if authorization.map(digest) == Some(digest(&expected)) {
+            Ok(())
+        } else {
+            Err(ApiError::unauthorized(
+                "Send Authorization: Bearer <metrics_token>",
+            ))
+        };
+    }
+    if main_port && !local_unproxied {
+        return Err(ApiError::forbidden(
+            "Metrics on the main port answer local requests only; set metrics_token or metrics_port",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the peer is on this host (127.0.0.0/8, `::1`) and no proxy header says it relays
+/// someone else.
+fn local_unproxied(req: &HttpRequest) -> bool {
+    let relayed = ["x-forwarded-for", "forwarded", "x-real-ip"]
+        .iter()
+        .any(|h| req.headers().contains_key(*h));
+    let peer = req.peer_addr().map(|a| a.ip().to_canonical());
+    !relayed && peer.is_some_and(|ip| ip.is_loopback())
+}
+
+fn serve_metrics(req: &HttpRequest, state: &AppState, main_port: bool) -> HttpResponse {
+    let authorization = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok());
+    let token = state.settings.metrics_token.as_ref().map(|t| t.0.as_str());
+    if let Err(e) = metrics_access(token, authorization, main_port, local_unproxied(req)) {
+        return e.error_response();
     }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.node.metrics.render())
 }
 
-/// Readiness: not draining, and the database answers. 503 with the failing check otherwise.
+/// `GET /metrics` on the separate metrics port: behind `metrics_token` when one is set.
+pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    serve_metrics(&req, &state, false)
+}
+
+/// `GET /metrics` on the main port: behind `metrics_token`, or local peers only without one.
+async fn metrics_main_port(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    serve_metrics(&req, &state, true)
+}
+
+/// Readiness: not draining, and the database answers. 503 with the failing check otherwise;
+/// the database's own error goes to the log only (it can name hosts, users and paths).
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let draining = state.node.draining.load(Ordering::Relaxed);
     let db = state.db.clone();
@@ -83,8 +127,9 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
         .and_then(|r| r);
     let ready = !draining && database.is_ok();
     let mut database_check = serde_json::json!({ "ok": database.is_ok() });
-    if let Err(e) = &database {
-        database_check["error"] = e.to_string().into();
+    if let Err(error) = &database {
+        tracing::warn!(%error, "readiness: the database did not answer");
+        database_check["error"] = "the database did not answer".into();
     }
     let body = serde_json::json!({
         "ready": ready,
@@ -95,6 +140,40 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
     } else {
         HttpResponse::ServiceUnavailable().json(body)
     }
+}
+
+/// The panel's security headers: no framing (clickjacking), a strict Content-Security-Policy
+/// (scripts and styles from our own files only; `'wasm-unsafe-eval'` lets the page compile
+/// the admin UI's WebAssembly), and no MIME sniffing. On every `/admin` response.
+pub const PANEL_CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
+    style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; \
+    base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Adds the panel's security headers (see [`PANEL_CSP`]) to responses under `/admin`.
+pub async fn panel_headers(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    use actix_web::http::header::{self, HeaderValue};
+    let panel = req.path() == "/admin" || req.path().starts_with("/admin/");
+    let mut response = next.call(req).await?;
+    if panel {
+        let headers = response.headers_mut();
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(PANEL_CSP),
+        );
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        );
+    }
+    Ok(response)
 }
 
 /// Counts and times REST and admin API requests, and logs them (admin calls at info level,
@@ -111,6 +190,17 @@ pub async fn observe(
     let started = Instant::now();
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let method = req.method().clone();
+    // Admin lines name the client (parsed, so never raw header text): one line per call, a
+    // failed login included, is what an operator or fail2ban needs.
+    let client = match (&state, admin) {
+        (Some(state), true) => {
+            let info = client_info(req.request(), &state.settings.trusted_proxies);
+            info.ip
+                .parse::<std::net::IpAddr>()
+                .map_or_else(|_| "unknown".to_owned(), |ip| ip.to_string())
+        }
+        _ => String::new(),
+    };
     let response = next.call(req).await?;
     // `/apps/:app_id/events` rather than `{app_id}`: some exposition parsers trip on braces.
     let endpoint = response.request().match_pattern().map_or_else(
@@ -126,7 +216,9 @@ pub async fn observe(
             .http_request(&endpoint, status, elapsed.as_secs_f64());
     }
     let ms = elapsed.as_secs_f64() * 1000.0;
-    if admin || status >= 400 {
+    if admin {
+        tracing::info!(%method, %endpoint, status, ms, %client, "API call");
+    } else if status >= 400 {
         tracing::info!(%method, %endpoint, status, ms, "API call");
     } else {
         tracing::debug!(%method, %endpoint, status, ms, "API call");
@@ -198,7 +290,25 @@ async fn not_found() -> HttpResponse {
 
 #[cfg(test)]
 mod tests {
-    use super::client_info;
+    use super::{client_info, metrics_access};
+
+    #[test]
+    fn metrics_need_the_token_or_a_local_unproxied_peer_on_the_main_port() {
+        let status = |r: Result<(), crate::error::ApiError>| r.map_err(|e| e.status.as_u16());
+        assert_eq!(status(metrics_access(None, None, true, true)), Ok(()));
+        assert_eq!(status(metrics_access(None, None, true, false)), Err(403));
+        assert_eq!(status(metrics_access(None, None, false, false)), Ok(()));
+        let token = Some("t");
+        assert_eq!(
+            status(metrics_access(token, Some("Bearer t"), true, false)),
+            Ok(())
+        );
+        assert_eq!(status(metrics_access(token, None, true, true)), Err(401));
+        assert_eq!(
+            status(metrics_access(token, Some("Bearer x"), false, true)),
+            Err(401)
+        );
+    }
     use actix_web::test::TestRequest;
 
     #[test]
