@@ -74,17 +74,7 @@ fn into_db(e: AppError) -> DbError {
     }
 }
 
-/// Runs blocking database work on the blocking pool, off the async threads.
-pub async fn blocking<T, F>(db: &Db, f: F) -> Result<T, DbError>
-where
-    F: FnOnce(&Db) -> Result<T, DbError> + Send + 'static,
-    T: Send + 'static,
-{
-    let db = db.clone();
-    web::block(move || f(&db))
-        .await
-        .map_err(|_| DbError::Unavailable("database worker failed".into()))?
-}
+pub use db::blocking;
 
 /// Opens the database, loads every app into its supervisor and serves HTTP on `listener`.
 /// Must be called inside an actix system.
@@ -115,10 +105,9 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
     );
     // Awaited so that every app is reachable before the first connection is accepted.
     apps.sync().await?;
-    let app_sync = apps::sync::spawn(
-        apps.clone(),
-        Duration::from_millis(settings.app_sync_interval_ms),
-    );
+    let app_sync = apps
+        .clone()
+        .spawn_sync(Duration::from_millis(settings.app_sync_interval_ms));
 
     let admin = Arc::new(admin::AdminState::default());
     if blocking(&db, Db::count_users).await? == 0 {
@@ -131,7 +120,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
              terminal (stderr), or run `reverb-pusher user create`"
         );
     }
-    let purge = actix_web::rt::spawn(admin::session::purge_expired_sessions(db.clone()));
+    let purge = actix_web::rt::spawn(admin::login::purge_expired_sessions(db.clone()));
     let addr = listener.local_addr()?;
     let workers = if settings.workers == 0 {
         cores
@@ -156,13 +145,14 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
         node: node.clone(),
         settings: Arc::new(settings),
         db: db.clone(),
-        admin: admin.clone(),
         apps: apps.clone(),
     });
     let main_state = state.clone();
+    let admin_state = web::Data::from(admin.clone());
     let server = HttpServer::new(move || {
         App::new()
             .app_data(main_state.clone())
+            .app_data(admin_state.clone())
             .wrap(actix_web::middleware::from_fn(http::observe))
             .wrap(actix_web::middleware::from_fn(http::panel_headers))
             .configure(http::configure_main(metrics_port == 0))

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use figment::providers::Serialized;
 use reverb_pusher::apps::{AppConfig, AppError, AppService};
+use reverb_pusher::db::admin::AuditRow;
 use reverb_pusher::db::crypto::MasterKey;
 use reverb_pusher::db::{self, Db};
 use reverb_pusher::settings::Settings;
@@ -235,7 +236,7 @@ fn user_command(settings: &Settings, command: UserCommand) -> Result<(), String>
         other => other.to_string(),
     })?;
     let after = serde_json::to_value(user.to_api()).ok();
-    db.insert_audit(&admin::audit_row(
+    db.insert_audit(&AuditRow::new(
         "cli".into(),
         "user.create",
         "user",

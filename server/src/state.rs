@@ -1,5 +1,7 @@
 //! What every HTTP handler shares: the app directory, the registry, this node's state, the
-//! settings, the database and the admin-side memory. Built once in [`crate::start`].
+//! settings, the database and the app service. Built once in [`crate::start`]. (The admin
+//! API's own memory, `admin::AdminState`, is registered beside it, so that this layer does not
+//! depend on the admin layer above it.)
 
 use std::sync::Arc;
 
@@ -18,7 +20,6 @@ pub struct AppState {
     pub node: Arc<NodeState>,
     pub settings: Arc<Settings>,
     pub db: Db,
-    pub admin: Arc<crate::admin::AdminState>,
     /// The one place that changes apps.
     pub apps: crate::apps::AppService,
 }

@@ -136,7 +136,7 @@ impl FromRequest for Principal {
             let state = state.ok_or_else(ApiError::internal)?;
             if let Some(token) = bearer {
                 let digest = token_digest(&token);
-                let found = crate::blocking(&state.db, move |db| db.use_token(&digest)).await?;
+                let found = crate::db::blocking(&state.db, move |db| db.use_token(&digest)).await?;
                 let (token, user) =
                     found.ok_or_else(|| unauthenticated("The API token is invalid or revoked"))?;
                 return Ok(Principal {
@@ -149,7 +149,7 @@ impl FromRequest for Principal {
             }
             let cookie = cookie.ok_or_else(|| unauthenticated("Log in or send an API token"))?;
             let digest = token_digest(&cookie);
-            let found = crate::blocking(&state.db, move |db| db.find_session(&digest)).await?;
+            let found = crate::db::blocking(&state.db, move |db| db.find_session(&digest)).await?;
             let (session, user) =
                 found.ok_or_else(|| unauthenticated("The session has expired; log in again"))?;
             // Cookies ride along with cross-site requests; the CSRF token does not.

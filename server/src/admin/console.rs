@@ -16,6 +16,7 @@ use shared::admin::{DebugEvent, DebugKind, ErrorBody, TriggerEventRequest, Trigg
 use tokio::sync::broadcast::error::RecvError;
 
 use super::auth::Principal;
+use super::AdminState;
 use crate::actors::messages::{GetCounts, PublishEvents};
 use crate::error::ApiError;
 use crate::events::{now_ms, Watcher};
@@ -31,6 +32,7 @@ const RECHECK_EVERY: Duration = Duration::from_secs(30);
 struct Watch {
     rx: Watcher,
     state: web::Data<AppState>,
+    admin: web::Data<AdminState>,
     app_id: String,
     idle_checks: u32,
     principal: Principal,
@@ -42,13 +44,13 @@ impl Watch {
     /// Whether the stream's credential still works; checked only when something was revoked
     /// since the last check, or that check is old. A database error keeps the stream.
     async fn credential_ok(&mut self) -> bool {
-        let revocations = self.state.admin.revocation_count();
+        let revocations = self.admin.revocation_count();
         if revocations == self.checked.0 && self.checked.1.elapsed() < RECHECK_EVERY {
             return true;
         }
         self.checked = (revocations, Instant::now());
         let principal = self.principal.clone();
-        crate::blocking(&self.state.db, move |db| principal.still_valid(db))
+        crate::db::blocking(&self.state.db, move |db| principal.still_valid(db))
             .await
             .unwrap_or(true)
     }
@@ -107,6 +109,7 @@ async fn next_chunk(mut watch: Watch) -> Option<(Result<Bytes, Infallible>, Watc
 pub async fn stream(
     principal: Principal,
     state: web::Data<AppState>,
+    admin: web::Data<AdminState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let app = state
@@ -116,9 +119,10 @@ pub async fn stream(
     let watch = Watch {
         rx: app.events.watch(),
         state: state.clone(),
+        checked: (admin.revocation_count(), Instant::now()),
+        admin,
         app_id: id.into_inner(),
         idle_checks: 0,
-        checked: (state.admin.revocation_count(), Instant::now()),
         principal,
     };
     // The first chunk goes out at once so that the browser reports the stream open.

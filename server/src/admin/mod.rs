@@ -9,20 +9,18 @@ pub mod apps;
 pub mod audit;
 pub mod auth;
 pub mod console;
-pub mod session;
+pub mod login;
 pub mod throttle;
 pub mod tokens;
 pub mod users;
 
 use actix_web::error::JsonPayloadError;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::Value;
 use shared::admin as dto;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::db::admin::AuditRow;
-use crate::db::{now_unix, Db, DbError};
+use crate::db::{Db, DbError};
 use crate::error::ApiError;
 
 /// Admin-side state that lives in memory: the login throttle, the hashing cap, the setup token
@@ -83,11 +81,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .error_handler(json_error),
             )
             .route("/openapi.json", web::get().to(openapi))
-            .route("/setup", web::get().to(session::setup_status))
-            .route("/setup", web::post().to(session::setup))
-            .route("/login", web::post().to(session::login))
-            .route("/logout", web::post().to(session::logout))
-            .route("/me", web::get().to(session::me))
+            .route("/setup", web::get().to(login::setup_status))
+            .route("/setup", web::post().to(login::setup))
+            .route("/login", web::post().to(login::login))
+            .route("/logout", web::post().to(login::logout))
+            .route("/me", web::get().to(login::me))
             .route("/users", web::get().to(users::list_users))
             .route("/users", web::post().to(users::create_user))
             .route("/users/{id}", web::patch().to(users::update_user))
@@ -115,26 +113,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// An audit record of one change.
-pub fn audit_row(
-    actor: String,
-    action: &str,
-    target_type: &str,
-    target_id: &str,
-    before: Option<Value>,
-    after: Option<Value>,
-) -> AuditRow {
-    AuditRow {
-        id: uuid::Uuid::now_v7().to_string(),
-        at: now_unix(),
-        actor,
-        action: action.to_owned(),
-        target_type: target_type.to_owned(),
-        target_id: target_id.to_owned(),
-        before_json: before.map(|v| v.to_string()),
-        after_json: after.map(|v| v.to_string()),
-    }
-}
+/// An audit record of one change (see [`AuditRow::new`]).
+pub use crate::db::admin::AuditRow;
 
 /// Runs a change and its audit record on the blocking pool.
 pub async fn write<T, F>(db: &Db, f: F) -> Result<T, ApiError>
@@ -142,7 +122,7 @@ where
     F: FnOnce(&Db) -> Result<T, DbError> + Send + 'static,
     T: Send + 'static,
 {
-    Ok(crate::blocking(db, f).await?)
+    Ok(crate::db::blocking(db, f).await?)
 }
 
 /// Checks a required text field's length.
@@ -194,7 +174,7 @@ impl Modify for SecuritySchemes {
         description = "Manage apps, admin users, API tokens and read the audit log. Authenticate with the session cookie from /login (send X-CSRF-Token on writes) or with Authorization: Bearer <API token>. Errors are {error, message, field?}."
     ),
     paths(
-        session::setup_status, session::setup, session::login, session::logout, session::me,
+        login::setup_status, login::setup, login::login, login::logout, login::me,
         users::list_users, users::create_user, users::update_user, users::delete_user,
         tokens::list_tokens, tokens::create_token, tokens::revoke_token,
         apps::list_apps, apps::create_app, apps::get_app, apps::update_app, apps::delete_app,

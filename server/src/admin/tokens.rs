@@ -4,7 +4,8 @@ use actix_web::{web, HttpResponse};
 use shared::admin::{ApiToken, CreatedApiToken, ErrorBody, NewApiToken};
 
 use super::auth::{self, Principal};
-use super::{audit_row, text, write};
+use super::AdminState;
+use super::{text, write, AuditRow};
 use crate::db::admin::TokenRow;
 use crate::db::Db;
 use crate::db::{now_unix, DbError};
@@ -49,7 +50,7 @@ pub async fn create_token(
     write(&state.db, move |db| {
         db.insert_token(&stored)?;
         let after = serde_json::to_value(stored.to_api()).ok();
-        db.insert_audit(&audit_row(
+        db.insert_audit(&AuditRow::new(
             actor,
             "token.create",
             "token",
@@ -74,14 +75,15 @@ pub async fn create_token(
 pub async fn revoke_token(
     principal: Principal,
     state: web::Data<AppState>,
+    admin: web::Data<AdminState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let actor = principal.actor();
     let id = id.into_inner();
-    crate::blocking(&state.db, move |db| {
+    crate::db::blocking(&state.db, move |db| {
         let token = db.revoke_token(&id)?;
         let before = serde_json::to_value(token.to_api()).ok();
-        db.insert_audit(&audit_row(
+        db.insert_audit(&AuditRow::new(
             actor,
             "token.revoke",
             "token",
@@ -95,6 +97,6 @@ pub async fn revoke_token(
         DbError::NotFound => ApiError::not_found("No such token, or it was revoked already"),
         other => other.into(),
     })?;
-    state.admin.revoked();
+    admin.revoked();
     Ok(HttpResponse::NoContent().finish())
 }

@@ -6,7 +6,8 @@ use shared::admin::{ErrorBody, NewUser, User, UserPatch};
 
 use super::auth::{self, Principal, Via};
 use super::throttle::{address_key, throttled};
-use super::{audit_row, text, write};
+use super::AdminState;
+use super::{text, write, AuditRow};
 use crate::db::admin::{DeleteUserError, UserRow};
 use crate::db::Db;
 use crate::db::{now_unix, DbError};
@@ -99,18 +100,19 @@ pub async fn list_users(
 pub async fn create_user(
     principal: Principal,
     state: web::Data<AppState>,
+    admin: web::Data<AdminState>,
     body: web::Json<NewUser>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let (email, name) = validated_user(&body.email, &body.name, &body.password)?;
     let actor = principal.actor();
-    let permit = state.admin.hashing.permit()?;
-    let user = crate::blocking(&state.db, move |db| {
+    let permit = admin.hashing.permit()?;
+    let user = crate::db::blocking(&state.db, move |db| {
         let _permit = permit;
         let user = new_user(email, name, &body.password);
         db.insert_user(&user)?;
         let after = serde_json::to_value(user.to_api()).ok();
-        db.insert_audit(&audit_row(
+        db.insert_audit(&AuditRow::new(
             actor,
             "user.create",
             "user",
@@ -192,7 +194,7 @@ fn store_user_change(db: &Db, change: UserChange) -> Result<Result<UserRow, Stri
         }
     }
     let before = serde_json::to_value(before.to_api()).ok();
-    db.insert_audit(&audit_row(
+    db.insert_audit(&AuditRow::new(
         change.actor,
         "user.update",
         "user",
@@ -217,6 +219,7 @@ pub async fn update_user(
     req: HttpRequest,
     principal: Principal,
     state: web::Data<AppState>,
+    admin: web::Data<AdminState>,
     id: web::Path<String>,
     body: web::Json<UserPatch>,
 ) -> Result<HttpResponse, ApiError> {
@@ -233,17 +236,17 @@ pub async fn update_user(
         .then(|| patch.current_password.clone())
         .flatten();
     // Guessing the current password with a stolen session counts as failed logins.
-    let ip = address_key(&crate::http::client_info(&req, &state.settings.trusted_proxies).ip);
+    let ip =
+        address_key(&crate::http::client::client_info(&req, &state.settings.trusted_proxies).ip);
     if current.is_some() {
-        state
-            .admin
+        admin
             .throttle
             .check(&ip, Some(&principal.user.email))
             .map_err(throttled)?;
     }
     let permit = new_password
         .as_ref()
-        .map(|_| state.admin.hashing.permit())
+        .map(|_| admin.hashing.permit())
         .transpose()?;
     let actor = principal.actor();
     let keep = match &principal.via {
@@ -260,7 +263,7 @@ pub async fn update_user(
         actor,
     };
     let changed = change.new_password.is_some();
-    let outcome = crate::blocking(&state.db, move |db| {
+    let outcome = crate::db::blocking(&state.db, move |db| {
         let _permit = permit;
         store_user_change(db, change)
     })
@@ -269,12 +272,12 @@ pub async fn update_user(
     match outcome {
         Ok(user) => {
             if changed {
-                state.admin.revoked();
+                admin.revoked();
             }
             Ok(HttpResponse::Ok().json(user.to_api()))
         }
         Err(email) => {
-            state.admin.throttle.failed(&ip, Some(&email));
+            admin.throttle.failed(&ip, Some(&email));
             Err(wrong_current_password())
         }
     }
@@ -290,6 +293,7 @@ pub async fn update_user(
 pub async fn delete_user(
     principal: Principal,
     state: web::Data<AppState>,
+    admin: web::Data<AdminState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     if principal.user.id == *id {
@@ -305,7 +309,7 @@ pub async fn delete_user(
         let outcome = db.delete_user(&id)?;
         if let Ok(user) = &outcome {
             let before = serde_json::to_value(user.to_api()).ok();
-            db.insert_audit(&audit_row(
+            db.insert_audit(&AuditRow::new(
                 actor,
                 "user.delete",
                 "user",
@@ -319,7 +323,7 @@ pub async fn delete_user(
     .await?;
     match outcome {
         Ok(_) => {
-            state.admin.revoked();
+            admin.revoked();
             Ok(HttpResponse::NoContent().finish())
         }
         Err(DeleteUserError::NotFound) => Err(ApiError::not_found("No such user")),

@@ -33,6 +33,7 @@ use super::{apply_patch, new_secret, AppConfig, AppLimits, PreviousSecret};
 use crate::actors::directory::Directory;
 use crate::actors::messages::{StartApp, StopApp, UpdateApp};
 use crate::actors::registry::AppRegistry;
+use crate::db::admin::AuditRow;
 use crate::db::{now_unix, Db, DbError};
 
 /// Longest grace period for a rotated-out secret: 30 days.
@@ -301,6 +302,30 @@ impl AppService {
         Ok(config)
     }
 
+    /// Repeats [`Self::sync`] every `interval` until the returned handle is aborted. A
+    /// failing database is logged when it starts failing and when it recovers, not every round.
+    pub fn spawn_sync(self, interval: std::time::Duration) -> actix_web::rt::task::JoinHandle<()> {
+        let service = self;
+        actix_web::rt::spawn(async move {
+            let mut failing = false;
+            loop {
+                actix_web::rt::time::sleep(interval).await;
+                match (service.sync().await, failing) {
+                    (Ok(_), true) => {
+                        failing = false;
+                        tracing::info!("app sync works again");
+                    }
+                    (Err(e), false) => {
+                        failing = true;
+                        tracing::warn!(error = %e, "cannot read apps from the database; retrying");
+                    }
+                    // Still working, or still failing (already logged).
+                    (Ok(_), false) | (Err(_), true) => {}
+                }
+            }
+        })
+    }
+
     /// Brings the running server in line with the database: starts apps it does not run yet,
     /// applies newer stored versions, stops apps that are no longer stored. Start-up loads every
     /// app this way, and a timer repeats it to pick up changes made by other processes (the
@@ -431,7 +456,7 @@ fn audit(
     before: Option<&AppConfig>,
     after: Option<&AppConfig>,
 ) -> Result<(), AppError> {
-    db.insert_audit(&crate::admin::audit_row(
+    db.insert_audit(&AuditRow::new(
         actor,
         action,
         "app",

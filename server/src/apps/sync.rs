@@ -4,13 +4,11 @@
 //! small query, no secrets decrypted) and compares them with what it runs: an id it does not run
 //! is started, a higher stored version is loaded and applied, and an id that is no longer stored
 //! is stopped (so deletes need no tombstones: the id set itself is compared). [`plan`] is that
-//! comparison, pure and unit-tested; [`AppService::sync`] performs it; [`spawn`] repeats it.
+//! comparison, pure and unit-tested; `AppService::sync` performs it and
+//! `AppService::spawn_sync` repeats it.
 //! Versions only grow, so a slow round can never put an older configuration over a newer one.
 
 use std::collections::HashMap;
-use std::time::Duration;
-
-use super::service::AppService;
 
 /// What to change in memory to match the database.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -41,29 +39,6 @@ pub fn plan(memory: &[(String, i64)], stored: &[(String, i64)]) -> Plan {
         }
     }
     plan
-}
-
-/// Repeats [`AppService::sync`] every `interval` until the returned handle is aborted. A
-/// failing database is logged when it starts failing and when it recovers, not every round.
-pub fn spawn(service: AppService, interval: Duration) -> actix_web::rt::task::JoinHandle<()> {
-    actix_web::rt::spawn(async move {
-        let mut failing = false;
-        loop {
-            actix_web::rt::time::sleep(interval).await;
-            match (service.sync().await, failing) {
-                (Ok(_), true) => {
-                    failing = false;
-                    tracing::info!("app sync works again");
-                }
-                (Err(e), false) => {
-                    failing = true;
-                    tracing::warn!(error = %e, "cannot read apps from the database; retrying");
-                }
-                // Still working, or still failing (already logged).
-                (Ok(_), false) | (Err(_), true) => {}
-            }
-        }
-    })
 }
 
 #[cfg(test)]

@@ -80,6 +80,29 @@ pub struct AuditRow {
     pub after_json: Option<String>,
 }
 
+impl AuditRow {
+    /// A record of one change, made now, with a time-ordered id.
+    pub fn new(
+        actor: String,
+        action: &str,
+        target_type: &str,
+        target_id: &str,
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+    ) -> Self {
+        Self {
+            id: uuid::Uuid::now_v7().to_string(),
+            at: now_unix(),
+            actor,
+            action: action.to_owned(),
+            target_type: target_type.to_owned(),
+            target_id: target_id.to_owned(),
+            before_json: before.map(|v| v.to_string()),
+            after_json: after.map(|v| v.to_string()),
+        }
+    }
+}
+
 /// Why a user could not be deleted.
 #[derive(Debug, PartialEq, Eq)]
 pub enum DeleteUserError {

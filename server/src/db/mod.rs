@@ -674,6 +674,18 @@ fn encrypt_legacy_secrets(conn: &mut DbConn, key: &MasterKey) -> Result<(), DbEr
     Ok(())
 }
 
+/// Runs blocking database work on the blocking pool, off the async threads.
+pub async fn blocking<T, F>(db: &Db, f: F) -> Result<T, DbError>
+where
+    F: FnOnce(&Db) -> Result<T, DbError> + Send + 'static,
+    T: Send + 'static,
+{
+    let db = db.clone();
+    actix_web::web::block(move || f(&db))
+        .await
+        .map_err(|_| DbError::Unavailable("database worker failed".into()))?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
 //! HTTP routes: the WebSocket entry point, the Pusher REST API and the embedded admin UI.
 
+pub mod client;
 pub mod rest;
 pub mod ui;
 pub mod ws;
@@ -15,6 +16,7 @@ use sha2::Digest;
 
 use crate::error::ApiError;
 use crate::state::AppState;
+pub use client::{client_info, ClientInfo};
 
 /// The route table.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -226,38 +228,6 @@ pub async fn observe(
     Ok(response)
 }
 
-/// Where a request really comes from: the peer, or, when the peer is a trusted proxy, what
-/// its `X-Forwarded-For` / `X-Forwarded-Proto` say.
-pub struct ClientInfo {
-    pub ip: String,
-    pub https: bool,
-}
-
-pub fn client_info(req: &HttpRequest, trusted: &[std::net::IpAddr]) -> ClientInfo {
-    let peer = req.peer_addr().map(|a| a.ip());
-    let direct = ClientInfo {
-        ip: peer.map(|ip| ip.to_string()).unwrap_or_default(),
-        https: req.app_config().secure(),
-    };
-    if !peer.is_some_and(|ip| trusted.contains(&ip)) {
-        return direct;
-    }
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
-    ClientInfo {
-        // The proxy appends the address it saw last; earlier entries are the client's word.
-        ip: header("x-forwarded-for")
-            .and_then(|v| v.rsplit(',').next())
-            .map_or(direct.ip, |v| v.trim().to_owned()),
-        https: header("x-forwarded-proto")
-            .map_or(direct.https, |v| v.eq_ignore_ascii_case("https")),
-    }
-}
-
 /// The plain-HTTP listener's only answer: the same URL on https.
 pub fn redirect_to_https(req: &HttpRequest, tls_port: u16) -> HttpResponse {
     let host = req.connection_info().host().to_owned();
@@ -290,7 +260,7 @@ async fn not_found() -> HttpResponse {
 
 #[cfg(test)]
 mod tests {
-    use super::{client_info, metrics_access};
+    use super::metrics_access;
 
     #[test]
     fn metrics_need_the_token_or_a_local_unproxied_peer_on_the_main_port() {
@@ -307,29 +277,6 @@ mod tests {
         assert_eq!(
             status(metrics_access(token, Some("Bearer x"), false, true)),
             Err(401)
-        );
-    }
-    use actix_web::test::TestRequest;
-
-    #[test]
-    fn forwarded_headers_are_believed_only_from_trusted_proxies() {
-        let proxy: std::net::IpAddr = "10.0.0.5".parse().unwrap();
-        let request = |peer: &str| {
-            TestRequest::default()
-                .peer_addr(format!("{peer}:1234").parse().unwrap())
-                .insert_header(("x-forwarded-for", "6.6.6.6, 203.0.113.9"))
-                .insert_header(("x-forwarded-proto", "https"))
-                .to_http_request()
-        };
-        let via_proxy = client_info(&request("10.0.0.5"), &[proxy]);
-        assert_eq!(
-            (via_proxy.ip.as_str(), via_proxy.https),
-            ("203.0.113.9", true)
-        );
-        let spoofed = client_info(&request("198.51.100.7"), &[proxy]);
-        assert_eq!(
-            (spoofed.ip.as_str(), spoofed.https),
-            ("198.51.100.7", false)
         );
     }
 }

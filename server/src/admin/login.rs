@@ -7,7 +7,8 @@ use shared::admin::{ErrorBody, LoginRequest, SessionInfo, SetupRequest, SetupSta
 use super::auth::{self, Principal, SetupRefusal, Via};
 use super::throttle::{address_key, throttled};
 use super::users::{validated_email, validated_user};
-use super::{audit_row, write};
+use super::AdminState;
+use super::{write, AuditRow};
 use crate::db::admin::{SessionRow, UserRow};
 use crate::db::now_unix;
 use crate::db::Db;
@@ -32,7 +33,7 @@ async fn start_session(
         expires_at: now + i64::try_from(auth::SESSION_TTL.as_secs()).unwrap_or(i64::MAX),
     };
     write(&state.db, move |db| db.insert_session(&session)).await?;
-    let secure = crate::http::client_info(req, &state.settings.trusted_proxies).https;
+    let secure = crate::http::client::client_info(req, &state.settings.trusted_proxies).https;
     Ok(HttpResponse::build(status)
         .cookie(auth::session_cookie(&token, secure, auth::SESSION_TTL))
         .json(SessionInfo {
@@ -43,8 +44,8 @@ async fn start_session(
 
 /// Issues and shows a new setup token if the current one expired (at most once an hour, so
 /// an anonymous caller cannot flood the terminal).
-fn renew_setup_token(state: &AppState) {
-    if let Some(token) = state.admin.setup.renew_if_expired() {
+fn renew_setup_token(admin: &AdminState) {
+    if let Some(token) = admin.setup.renew_if_expired() {
         tracing::warn!("the setup token expired; a new one is shown on the server's terminal");
         auth::print_setup_banner(&token);
     }
@@ -54,10 +55,13 @@ fn renew_setup_token(state: &AppState) {
 /// replaced by a new one, shown on the server's terminal.
 #[utoipa::path(get, path = "/admin/api/setup", tag = "session",
     responses((status = 200, body = SetupStatus)))]
-pub async fn setup_status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn setup_status(
+    state: web::Data<AppState>,
+    admin: web::Data<AdminState>,
+) -> Result<HttpResponse, ApiError> {
     let count = write(&state.db, Db::count_users).await?;
     if count == 0 {
-        renew_setup_token(&state);
+        renew_setup_token(&admin);
     }
     Ok(HttpResponse::Ok().json(SetupStatus { needed: count == 0 }))
 }
@@ -75,6 +79,7 @@ pub async fn setup_status(state: web::Data<AppState>) -> Result<HttpResponse, Ap
 pub async fn setup(
     req: HttpRequest,
     state: web::Data<AppState>,
+    admin: web::Data<AdminState>,
     body: web::Json<SetupRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
@@ -86,8 +91,8 @@ pub async fn setup(
     }
     let (email, name) = validated_user(&body.email, &body.name, &body.password)?;
     // Taken before the token is spent, so that a busy server does not burn it.
-    let permit = state.admin.hashing.permit()?;
-    match state.admin.setup.redeem(&body.token) {
+    let permit = admin.hashing.permit()?;
+    match admin.setup.redeem(&body.token) {
         Ok(()) => {}
         Err(SetupRefusal::Wrong) => {
             return Err(ApiError::new(
@@ -97,7 +102,7 @@ pub async fn setup(
             ))
         }
         Err(SetupRefusal::Expired) => {
-            renew_setup_token(&state);
+            renew_setup_token(&admin);
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "setup_token_expired",
@@ -111,7 +116,7 @@ pub async fn setup(
         let user = super::users::new_user(email, name, &password);
         db.insert_user(&user)?;
         let after = serde_json::to_value(user.to_api()).ok();
-        db.insert_audit(&audit_row(
+        db.insert_audit(&AuditRow::new(
             "setup".into(),
             "user.create",
             "user",
@@ -136,18 +141,20 @@ pub async fn setup(
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
+    admin: web::Data<AdminState>,
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     // A bounded key: an invalid address cannot be an account, and costs no hashing.
     let email = validated_email(&body.email).ok();
-    let ip = address_key(&crate::http::client_info(&req, &state.settings.trusted_proxies).ip);
-    let throttle = &state.admin.throttle;
+    let ip =
+        address_key(&crate::http::client::client_info(&req, &state.settings.trusted_proxies).ip);
+    let throttle = &admin.throttle;
     if let Err(wait) = throttle.check(&ip, email.as_deref()) {
         tracing::warn!(client = %ip, wait, "login throttled");
         return Err(throttled(wait));
     }
     let user = match email.clone() {
-        Some(email) => verify_login(&state, email, body.password.clone()).await?,
+        Some(email) => verify_login(&state, &admin, email, body.password.clone()).await?,
         None => None,
     };
     let Some(user) = user else {
@@ -167,10 +174,11 @@ pub async fn login(
 /// The user with this email if the password is theirs, under a hashing slot.
 async fn verify_login(
     state: &AppState,
+    admin: &AdminState,
     email: String,
     password: String,
 ) -> Result<Option<UserRow>, ApiError> {
-    let permit = state.admin.hashing.permit()?;
+    let permit = admin.hashing.permit()?;
     write(&state.db, move |db| {
         let _permit = permit;
         let user = db.find_user_by_email(&email)?;
@@ -191,10 +199,11 @@ async fn verify_login(
 pub async fn logout(
     principal: Principal,
     state: web::Data<AppState>,
+    admin: web::Data<AdminState>,
 ) -> Result<HttpResponse, ApiError> {
     if let Via::Session { token_hash, .. } = principal.via {
         write(&state.db, move |db| db.delete_session(&token_hash)).await?;
-        state.admin.revoked();
+        admin.revoked();
     }
     let mut gone = auth::session_cookie("", false, std::time::Duration::ZERO);
     gone.make_removal();
@@ -222,7 +231,7 @@ pub async fn purge_expired_sessions(db: Db) {
     let mut every = tokio::time::interval(auth::SESSION_PURGE_EVERY);
     loop {
         every.tick().await;
-        match crate::blocking(&db, Db::purge_expired_sessions).await {
+        match crate::db::blocking(&db, Db::purge_expired_sessions).await {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "expired admin sessions deleted"),
             Err(error) => tracing::warn!(%error, "cannot purge expired admin sessions"),
