@@ -87,6 +87,66 @@ impl CloseCode {
     }
 }
 
+/// Why the server closes a connection: each with its code and the words sent with it, named
+/// once here so that every place that closes for the same reason says the same thing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closing {
+    /// The server is going away (drain): reconnect at once, elsewhere.
+    Draining,
+    /// The `protocol` query parameter names a version this server does not speak.
+    UnsupportedProtocol,
+    UnknownApp,
+    AppDeleted,
+    AppDisabled,
+    AppOverQuota,
+    OriginNotAllowed,
+    /// The node holds as many connections as it may.
+    NodeOverCapacity,
+    /// The client read too slowly: its outbound queue reached its bound.
+    SlowClient,
+    /// "Authorized connections only", and the connection did not sign in or join a private
+    /// channel in time.
+    AuthTimeout,
+    PongTimeout,
+    /// The app terminated the user's connections through the REST API.
+    Terminated,
+}
+
+impl Closing {
+    pub const fn code(self) -> CloseCode {
+        match self {
+            Self::Draining => CloseCode::Reconnect,
+            Self::UnsupportedProtocol => CloseCode::UnsupportedProtocol,
+            Self::UnknownApp | Self::AppDeleted => CloseCode::AppNotFound,
+            Self::AppDisabled => CloseCode::AppDisabled,
+            Self::AppOverQuota => CloseCode::AppOverConnectionQuota,
+            Self::OriginNotAllowed | Self::AuthTimeout | Self::Terminated => {
+                CloseCode::Unauthorized
+            }
+            Self::NodeOverCapacity | Self::SlowClient => CloseCode::OverCapacity,
+            Self::PongTimeout => CloseCode::PongTimeout,
+        }
+    }
+
+    /// The words sent in `pusher:error` and the close frame (at most 123 bytes).
+    pub const fn reason(self) -> &'static str {
+        match self {
+            Self::Draining => "Server is shutting down. Please reconnect shortly.",
+            Self::UnsupportedProtocol => "Unsupported protocol version; this server speaks 4 to 7",
+            Self::UnknownApp => "No app has this key.",
+            Self::AppDeleted => "The app was deleted.",
+            Self::AppDisabled => "The app is not enabled.",
+            Self::AppOverQuota => "Application is over connection quota",
+            Self::OriginNotAllowed => "Origin not allowed",
+            Self::NodeOverCapacity => "The server is over capacity. Please reconnect later.",
+            Self::SlowClient => "Client too slow: outbound buffer full",
+            Self::AuthTimeout => "Connection not authorized within timeout.",
+            Self::PongTimeout => "Pong reply not received in time",
+            Self::Terminated => "You got disconnected by the app.",
+        }
+    }
+}
+
 /// What a WebSocket close code means, in words, for Pusher's codes and the common RFC 6455 ones.
 pub fn close_code_meaning(code: u16) -> &'static str {
     match code {
@@ -190,6 +250,29 @@ mod tests {
                 assert_eq!(c.label(), code.to_string());
             }
         }
+    }
+
+    #[test]
+    fn closing_reasons_fit_a_close_frame() {
+        use super::Closing::*;
+        for closing in [
+            Draining,
+            UnsupportedProtocol,
+            UnknownApp,
+            AppDeleted,
+            AppDisabled,
+            AppOverQuota,
+            OriginNotAllowed,
+            NodeOverCapacity,
+            SlowClient,
+            AuthTimeout,
+            PongTimeout,
+            Terminated,
+        ] {
+            assert!(closing.reason().len() <= 123, "{closing:?}");
+        }
+        assert_eq!(SlowClient.code().code(), 4100);
+        assert_eq!(Terminated.code().code(), 4009);
     }
 
     #[test]

@@ -13,4 +13,4 @@ pub mod limits;
 pub mod snippets;
 
 pub use channel::{ChannelKind, ChannelName};
-pub use codes::CloseCode;
+pub use codes::{CloseCode, Closing};

@@ -6,7 +6,7 @@
 
 use actix::prelude::*;
 use bytestring::ByteString;
-use shared::CloseCode;
+use shared::Closing;
 
 use super::outbox::Outbox;
 use crate::apps::AppConfig;
@@ -27,13 +27,12 @@ pub struct StartApp(pub AppConfig);
 #[rtype(result = "bool")]
 pub struct UpdateApp(pub AppConfig);
 
-/// Stop an app: its connections are closed with `code` and its channels dropped.
+/// Stop an app: its connections are closed for `why` and its channels dropped.
 #[derive(Message)]
 #[rtype(result = "bool")]
 pub struct StopApp {
     pub id: String,
-    pub code: CloseCode,
-    pub reason: String,
+    pub why: Closing,
 }
 
 /// The server is going away: close every connection with 4200, each at a random moment
@@ -48,7 +47,7 @@ pub struct DrainAll {
 
 /// A new WebSocket wants to join the app. Refused with 4003 or 4004.
 #[derive(Message)]
-#[rtype(result = "Result<(), CloseCode>")]
+#[rtype(result = "Result<(), Closing>")]
 pub struct Connect {
     pub socket_id: String,
     /// How the supervisor closes this session (app disabled or deleted, drain, terminate).
@@ -145,13 +144,10 @@ pub struct ConnectionCount;
 #[rtype(result = "()")]
 pub struct ConfigChanged;
 
-/// Close every connection with this code and stop the app's actors.
+/// Close every connection for this reason and stop the app's actors.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct StopSupervisor {
-    pub code: CloseCode,
-    pub reason: String,
-}
+pub struct StopSupervisor(pub Closing);
 
 // ---- AppSupervisor → ChannelActor ------------------------------------------------------------
 
@@ -221,13 +217,10 @@ pub struct ChannelIdle {
 
 // ---- anyone → Session ------------------------------------------------------------------------
 
-/// Send `pusher:error` with this code and close the connection with it.
-#[derive(Message, Clone)]
+/// Send `pusher:error` with this reason's code and words, and close the connection with them.
+#[derive(Message, Clone, Copy)]
 #[rtype(result = "()")]
-pub struct CloseSession {
-    pub code: CloseCode,
-    pub reason: String,
-}
+pub struct CloseSession(pub Closing);
 
 /// Why a subscription failed after the session's own checks passed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -259,10 +259,8 @@ impl MessageBody for OutboxBody {
             drop(state);
             *finished = true;
             let mut buf = BytesMut::new();
-            let close = Outbound::Close(
-                shared::CloseCode::OverCapacity.code(),
-                "Client too slow: outbound buffer full".into(),
-            );
+            let slow = shared::Closing::SlowClient;
+            let close = Outbound::Close(slow.code().code(), slow.reason().into());
             encode(codec, close, &mut buf);
             return Poll::Ready(Some(Ok(buf.freeze())));
         }

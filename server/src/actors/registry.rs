@@ -108,10 +108,7 @@ impl Handler<StopApp> for AppRegistry {
         let Some(handle) = self.directory.remove(&msg.id) else {
             return false;
         };
-        handle.supervisor.do_send(StopSupervisor {
-            code: msg.code,
-            reason: msg.reason,
-        });
+        handle.supervisor.do_send(StopSupervisor(msg.why));
         self.node.metrics.remove_app(&msg.id);
         true
     }

@@ -16,7 +16,7 @@ use actix_ws::{AggregatedMessage, ProtocolError};
 use bytestring::ByteString;
 use serde_json::Value;
 use shared::frames::{self, ClientFrame, SigninData, SubscribeData};
-use shared::CloseCode;
+use shared::{CloseCode, Closing};
 
 use super::directory::AppHandle;
 use super::messages::{
@@ -168,11 +168,13 @@ impl Session {
         self.send(frames::subscription_error(channel, kind, &message, status));
     }
 
-    /// Sends `pusher:error` with the code, closes the WebSocket with it and stops.
-    fn close(&mut self, code: CloseCode, reason: &str, ctx: &mut Context<Self>) {
+    /// Sends `pusher:error` with the reason's code and words, closes the WebSocket with them
+    /// and stops.
+    fn close(&mut self, why: Closing, ctx: &mut Context<Self>) {
         if self.closing {
             return;
         }
+        let (code, reason) = (why.code(), why.reason());
         tracing::info!(
             app_id = %self.app.config.load().id, socket_id = %self.socket_id,
             code = code.code(), reason, "closing connection"
@@ -432,11 +434,7 @@ impl Session {
             let timeout = Duration::from_secs(u64::from(config.user_auth_timeout_secs));
             ctx.run_later(timeout, |act, ctx| {
                 if !act.authorized {
-                    act.close(
-                        CloseCode::Unauthorized,
-                        "Connection not authorized within timeout.",
-                        ctx,
-                    );
+                    act.close(Closing::AuthTimeout, ctx);
                 }
             });
         }
@@ -446,11 +444,7 @@ impl Session {
         let now = Instant::now();
         if let Some(sent) = self.ping_sent {
             if now.duration_since(sent) >= self.heartbeat.pong {
-                self.close(
-                    CloseCode::PongTimeout,
-                    "Pong reply not received in time",
-                    ctx,
-                );
+                self.close(Closing::PongTimeout, ctx);
             }
         } else if now.duration_since(self.last_seen) >= self.heartbeat.activity {
             self.ping_sent = Some(now);
@@ -501,14 +495,6 @@ fn protocol_error_close(error: &ProtocolError) -> Option<(u16, &'static str)> {
     }
 }
 
-fn refusal_reason(code: CloseCode) -> &'static str {
-    match code {
-        CloseCode::AppDisabled => "The app is not enabled.",
-        CloseCode::AppOverConnectionQuota => "Application is over connection quota",
-        _ => "Connection refused",
-    }
-}
-
 impl Actor for Session {
     type Context = Context<Self>;
 
@@ -525,8 +511,9 @@ impl Actor for Session {
             .into_actor(self)
             .map(|result, act, ctx| match result {
                 Ok(Ok(())) => act.on_registered(ctx),
-                Ok(Err(code)) => act.close(code, refusal_reason(code), ctx),
-                Err(_) => act.close(CloseCode::AppNotFound, "Application does not exist", ctx),
+                Ok(Err(why)) => act.close(why, ctx),
+                // The supervisor is gone: the app was deleted meanwhile.
+                Err(_) => act.close(Closing::AppDeleted, ctx),
             })
             .wait(ctx);
     }
@@ -603,7 +590,7 @@ impl Handler<CloseSession> for Session {
     type Result = ();
 
     fn handle(&mut self, msg: CloseSession, ctx: &mut Context<Self>) {
-        self.close(msg.code, &msg.reason, ctx);
+        self.close(msg.0, ctx);
     }
 }
 
@@ -613,7 +600,7 @@ impl Handler<SlowConsumer> for Session {
     fn handle(&mut self, _: SlowConsumer, ctx: &mut Context<Self>) {
         if !self.closing {
             self.closing = true;
-            self.close_code = Some(CloseCode::OverCapacity.code());
+            self.close_code = Some(Closing::SlowClient.code().code());
             self.node.metrics.rejected(Rejected::SlowConsumer);
             tracing::warn!(socket_id = %self.socket_id, "client too slow: outbound buffer full, closing with 4100");
             ctx.stop();

@@ -14,7 +14,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use actix::prelude::*;
 use bytestring::ByteString;
 use shared::channel::USER_CHANNEL_PREFIX;
-use shared::{frames, ChannelName, CloseCode};
+use shared::{frames, ChannelName, Closing};
 
 use super::channel::{ChannelActor, ChannelStats};
 use super::messages::{
@@ -197,12 +197,9 @@ impl AppSupervisor {
         }
     }
 
-    fn close_all(&mut self, code: CloseCode, reason: &str) {
+    fn close_all(&mut self, why: Closing) {
         for session in self.sessions.values() {
-            session.close.do_send(CloseSession {
-                code,
-                reason: reason.to_owned(),
-            });
+            session.close.do_send(CloseSession(why));
         }
     }
 }
@@ -223,16 +220,16 @@ impl Actor for AppSupervisor {
 }
 
 impl Handler<Connect> for AppSupervisor {
-    type Result = Result<(), CloseCode>;
+    type Result = Result<(), Closing>;
 
     fn handle(&mut self, msg: Connect, _: &mut Context<Self>) -> Self::Result {
         let config = self.config.load();
         if !config.enabled {
-            return Err(CloseCode::AppDisabled);
+            return Err(Closing::AppDisabled);
         }
         let max = config.limits.max_connections as usize;
         if max > 0 && self.sessions.len() >= max {
-            return Err(CloseCode::AppOverConnectionQuota);
+            return Err(Closing::AppOverQuota);
         }
         self.sessions.insert(
             msg.socket_id,
@@ -499,10 +496,7 @@ impl Handler<TerminateUser> for AppSupervisor {
         tracing::info!(app_id = %self.app_id(), connections = sockets.len(), "terminating a user's connections");
         for socket_id in sockets {
             if let Some(session) = self.sessions.get(socket_id) {
-                session.close.do_send(CloseSession {
-                    code: CloseCode::Unauthorized,
-                    reason: "You got disconnected by the app.".into(),
-                });
+                session.close.do_send(CloseSession(Closing::Terminated));
             }
         }
     }
@@ -521,7 +515,7 @@ impl Handler<ConfigChanged> for AppSupervisor {
 
     fn handle(&mut self, _: ConfigChanged, _: &mut Context<Self>) {
         if !self.config.load().enabled {
-            self.close_all(CloseCode::AppDisabled, "The app is not enabled.");
+            self.close_all(Closing::AppDisabled);
         }
     }
 }
@@ -530,7 +524,7 @@ impl Handler<StopSupervisor> for AppSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: StopSupervisor, ctx: &mut Context<Self>) {
-        self.close_all(msg.code, &msg.reason);
+        self.close_all(msg.0);
         ctx.stop();
     }
 }
@@ -551,10 +545,7 @@ impl Handler<DrainAll> for AppSupervisor {
             let (addr, socket_id) = (session.close.clone(), socket_id.clone());
             ctx.run_later(std::time::Duration::from_millis(delay), move |_, _| {
                 tracing::debug!(socket_id = %socket_id, "drain: closing");
-                addr.do_send(CloseSession {
-                    code: CloseCode::Reconnect,
-                    reason: "Server is shutting down. Please reconnect shortly.".into(),
-                });
+                addr.do_send(CloseSession(Closing::Draining));
             });
         }
     }

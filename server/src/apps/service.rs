@@ -26,7 +26,7 @@ use actix::{Addr, Recipient};
 use actix_web::web;
 use serde_json::Value;
 use shared::admin::{App, AppPatch};
-use shared::CloseCode;
+use shared::Closing;
 
 use super::patch::{self, ConfigError};
 use super::{apply_patch, new_secret, AppConfig, AppLimits, PreviousSecret};
@@ -404,8 +404,7 @@ fn into_db(e: AppError) -> DbError {
 fn stopped(id: String) -> StopApp {
     StopApp {
         id,
-        code: CloseCode::AppNotFound,
-        reason: "The app was deleted.".into(),
+        why: Closing::AppDeleted,
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use rand::Rng;
-use shared::{frames, CloseCode};
+use shared::{frames, Closing};
 
 use crate::actors::outbox::{Bounds, Outbound, Outbox};
 use crate::actors::session::{Heartbeat, Session};
@@ -28,7 +28,8 @@ fn socket_id() -> String {
     )
 }
 
-fn check_protocol(req: &HttpRequest) -> Result<(), (CloseCode, String)> {
+/// Whether the client speaks a protocol version this server does.
+fn check_protocol(req: &HttpRequest) -> Result<(), Closing> {
     let query =
         serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string()).unwrap_or_default();
     let Some((_, protocol)) = query.iter().find(|(k, _)| k == "protocol") else {
@@ -36,17 +37,14 @@ fn check_protocol(req: &HttpRequest) -> Result<(), (CloseCode, String)> {
     };
     match protocol.parse::<u32>() {
         Ok(p) if PROTOCOLS.contains(&p) => Ok(()),
-        _ => Err((
-            CloseCode::UnsupportedProtocol,
-            format!("Unsupported protocol version {protocol:?}; this server speaks 4 to 7"),
-        )),
+        _ => Err(Closing::UnsupportedProtocol),
     }
 }
 
 /// Logs a refused connection. The key comes from the URL, percent-decoded: Debug formatting
 /// escapes whatever it holds (newlines, terminal escapes), so it cannot forge log lines.
-fn log_refused(key: &str, code: CloseCode, reason: &str) {
-    tracing::info!(app_key = ?key, code = code.code(), reason = ?reason, "connection refused");
+fn log_refused(key: &str, why: Closing) {
+    tracing::info!(app_key = ?key, code = why.code().code(), reason = why.reason(), "connection refused");
 }
 
 pub async fn connect_app(
@@ -71,52 +69,41 @@ pub async fn connect_app(
         .aggregate_continuations()
         .max_continuation_size(settings.max_frame_bytes);
     let metrics = &state.node.metrics;
-    let refuse = |code: CloseCode, reason: String, why: Rejected| {
-        log_refused(&key, code, &reason);
-        metrics.rejected(why);
-        outbox.send(frames::error(Some(code), &reason).into());
-        outbox.push(Outbound::Close(code.code(), reason));
+    let refuse = |why: Closing, rejected: Rejected| {
+        log_refused(&key, why);
+        metrics.rejected(rejected);
+        outbox.send(frames::error(Some(why.code()), why.reason()).into());
+        outbox.push(Outbound::Close(why.code().code(), why.reason().into()));
     };
 
     if state.node.draining.load(Ordering::Relaxed) {
-        let reason = "Server is shutting down. Please reconnect shortly.".into();
-        refuse(CloseCode::Reconnect, reason, Rejected::Draining);
+        refuse(Closing::Draining, Rejected::Draining);
         return Ok(response);
     }
-    if let Err((code, reason)) = check_protocol(&req) {
-        refuse(code, reason, Rejected::Protocol);
+    if let Err(why) = check_protocol(&req) {
+        refuse(why, Rejected::Protocol);
         return Ok(response);
     }
     let Some(app) = state.directory.by_key(&key) else {
-        let reason = format!("App key {key} does not exist.");
-        refuse(CloseCode::AppNotFound, reason, Rejected::UnknownApp);
+        refuse(Closing::UnknownApp, Rejected::UnknownApp);
         return Ok(response);
     };
     {
         let config = app.config.load();
         let origin = req.headers().get("origin").and_then(|v| v.to_str().ok());
         if !config.origin_allowed(origin) {
-            refuse(
-                CloseCode::Unauthorized,
-                "Origin not allowed".into(),
-                Rejected::Origin,
-            );
+            refuse(Closing::OriginNotAllowed, Rejected::Origin);
             return Ok(response);
         }
         if !config.enabled {
-            refuse(
-                CloseCode::AppDisabled,
-                "The app is not enabled.".into(),
-                Rejected::AppDisabled,
-            );
+            refuse(Closing::AppDisabled, Rejected::AppDisabled);
             return Ok(response);
         }
     }
     let open = state.node.connections.fetch_add(1, Ordering::Relaxed);
     if settings.max_connections > 0 && open >= settings.max_connections {
         state.node.connections.fetch_sub(1, Ordering::Relaxed);
-        let reason = "The server is over capacity. Please reconnect later.".into();
-        refuse(CloseCode::OverCapacity, reason, Rejected::OverCapacity);
+        refuse(Closing::NodeOverCapacity, Rejected::OverCapacity);
         return Ok(response);
     }
     let heartbeat = Heartbeat {
@@ -157,11 +144,7 @@ mod tests {
             .finish();
         let key = "k\n2026-11-30T00:00:00Z  INFO admin logged in\x1b[2J";
         tracing::subscriber::with_default(subscriber, || {
-            super::log_refused(
-                key,
-                shared::CloseCode::AppNotFound,
-                "App key does not exist.",
-            );
+            super::log_refused(key, shared::Closing::UnknownApp);
         });
         let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
         assert_eq!(text.lines().count(), 1, "{text}");
