@@ -60,6 +60,8 @@ pub struct ChannelActor {
     stats: Arc<ChannelStats>,
     /// Joins and publishes handled; see [`ChannelIdle`].
     seen: u64,
+    /// Which actor this is for its channel name (the supervisor numbers them).
+    generation: u64,
     idle_timer: Option<SpawnHandle>,
     count_broadcast_pending: bool,
     last_count_broadcast: Option<Instant>,
@@ -70,6 +72,7 @@ impl ChannelActor {
         name: String,
         config: SharedConfig,
         supervisor: Recipient<ChannelIdle>,
+        generation: u64,
         stats: Arc<ChannelStats>,
         metrics: AppMetrics,
         events: AppEvents,
@@ -89,6 +92,7 @@ impl ChannelActor {
             cache: None,
             stats,
             seen: 0,
+            generation,
             idle_timer: None,
             count_broadcast_pending: false,
             last_count_broadcast: None,
@@ -144,6 +148,7 @@ impl ChannelActor {
         }
         self.supervisor.do_send(ChannelIdle {
             channel: self.name.clone(),
+            generation: self.generation,
             seen: self.seen,
         });
     }
@@ -407,6 +412,7 @@ mod tests {
             name.into(),
             config,
             reports.clone().recipient(),
+            1,
             Arc::default(),
             Metrics::default().for_app("t"),
             AppEvents::default(),

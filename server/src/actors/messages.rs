@@ -207,11 +207,13 @@ pub struct ClientEvent {
 
 /// The channel has no subscribers and nothing cached. `seen` counts the joins and publishes
 /// it has handled: when the supervisor has sent more, one is still on its way and the channel
-/// must live on.
+/// must live on. `generation` names the actor: a report from an actor already retired must
+/// never retire the one started after it for the same channel.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct ChannelIdle {
     pub channel: String,
+    pub generation: u64,
     pub seen: u64,
 }
 

@@ -230,18 +230,13 @@ impl Session {
             subscribed: self.subscriptions.len(),
             duplicate: self.subscriptions.contains_key(&data.channel),
         };
-        let member = match subscribe::authorize(&request, &data) {
+        let (member, authorizes) = match subscribe::authorize(&request, &data) {
             Ok(Grant::UserChannel) => {
                 self.send(frames::subscription_succeeded(&data.channel));
                 self.subscribed(data.channel, None, None);
                 return;
             }
-            Ok(Grant::Join { member, authorizes }) => {
-                if authorizes {
-                    self.authorized = true;
-                }
-                member
-            }
+            Ok(Grant::Join { member, authorizes }) => (member, authorizes),
             Err(refusal) => {
                 self.refuse(&data.channel, &refusal);
                 return;
@@ -262,7 +257,12 @@ impl Session {
             .send(request)
             .into_actor(self)
             .map(move |result, act, _| match result {
-                Ok(Ok(recipient)) => act.subscribed(channel, Some(recipient), presence_user),
+                Ok(Ok(recipient)) => {
+                    // "Authorized connections": only a private or presence channel actually
+                    // joined counts.
+                    act.authorized |= authorizes;
+                    act.subscribed(channel, Some(recipient), presence_user);
+                }
                 Ok(Err(SubscribeError::Refused(refusal))) => {
                     act.leave(&channel);
                     act.refuse(&channel, &refusal);

@@ -39,6 +39,8 @@ struct SessionEntry {
 
 struct ChannelEntry {
     addr: Addr<ChannelActor>,
+    /// Tells this actor's idle reports from those of an earlier actor of the same name.
+    generation: u64,
     stats: Arc<ChannelStats>,
     /// Joins and publishes sent to the actor; compared with what it reports as seen.
     sent: u64,
@@ -96,6 +98,8 @@ pub struct AppSupervisor {
     watchers: HashMap<String, HashSet<String>>,
     metrics: AppMetrics,
     events: AppEvents,
+    /// Numbers the channel actors started (see [`ChannelIdle::generation`]).
+    generations: u64,
 }
 
 impl AppSupervisor {
@@ -113,6 +117,7 @@ impl AppSupervisor {
             channels: HashMap::new(),
             users: HashMap::new(),
             watchers: HashMap::new(),
+            generations: 0,
             metrics,
         }
     }
@@ -125,10 +130,13 @@ impl AppSupervisor {
     fn channel(&mut self, name: &str, ctx: &mut Context<Self>) -> &mut ChannelEntry {
         if !self.channels.contains_key(name) {
             let stats = Arc::new(ChannelStats::default());
+            self.generations += 1;
+            let generation = self.generations;
             let addr = ChannelActor::new(
                 name.to_owned(),
                 self.config.clone(),
                 ctx.address().recipient(),
+                generation,
                 stats.clone(),
                 self.metrics.clone(),
                 self.events.clone(),
@@ -140,6 +148,7 @@ impl AppSupervisor {
                 name.to_owned(),
                 ChannelEntry {
                     addr,
+                    generation,
                     stats,
                     sent: 0,
                 },
@@ -149,6 +158,15 @@ impl AppSupervisor {
                 .set(i64::try_from(self.channels.len()).unwrap_or(i64::MAX));
         }
         self.channels.get_mut(name).expect("inserted above")
+    }
+
+    /// The app's cap on channel actors, when `name` has none and one more would pass it. The
+    /// cap counts every channel with an actor here: occupied ones, and cache channels holding
+    /// an event for their next subscriber (the resource the cap protects).
+    fn over_channel_cap(&self, name: &str) -> Option<u32> {
+        let max = self.config.load().limits.max_channels;
+        (max > 0 && !self.channels.contains_key(name) && self.channels.len() >= max as usize)
+            .then_some(max)
     }
 
     fn counts(&self, name: &str) -> ChannelCounts {
@@ -287,11 +305,7 @@ impl Handler<Subscribe> for AppSupervisor {
         if !self.sessions.contains_key(&msg.socket_id) {
             return Box::pin(async { Err(SubscribeError::AppStopped) });
         }
-        let max = self.config.load().limits.max_channels;
-        if max > 0
-            && !self.channels.contains_key(&msg.channel)
-            && self.channels.len() >= max as usize
-        {
+        if let Some(max) = self.over_channel_cap(&msg.channel) {
             // Refused before anything is created: no actor, no index entry, no join recorded.
             let socket_id = msg.socket_id;
             self.events
@@ -332,10 +346,13 @@ impl Handler<Unsubscribe> for AppSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: Unsubscribe, _: &mut Context<Self>) {
-        if let Some(session) = self.sessions.get_mut(&msg.socket_id) {
-            session.channels.remove(&msg.channel);
-        }
-        if let Some(c) = self.channels.get(&msg.channel) {
+        // Only a join this supervisor forwarded has a leave to match: a subscription refused
+        // here (over the channel cap) never reached the channel.
+        let joined = self
+            .sessions
+            .get_mut(&msg.socket_id)
+            .is_some_and(|session| session.channels.remove(&msg.channel));
+        if let Some(c) = self.channels.get(&msg.channel).filter(|_| joined) {
             c.addr.do_send(Leave {
                 socket_id: msg.socket_id,
             });
@@ -350,7 +367,7 @@ impl Handler<ChannelIdle> for AppSupervisor {
         let idle = self
             .channels
             .get(&msg.channel)
-            .is_some_and(|c| c.sent == msg.seen);
+            .is_some_and(|c| c.generation == msg.generation && c.sent == msg.seen);
         if idle {
             if let Some(c) = self.channels.remove(&msg.channel) {
                 self.index.remove(&msg.channel);
@@ -425,6 +442,15 @@ impl Handler<PublishEvents> for AppSupervisor {
                 entry.sent += 1;
                 entry.addr.do_send(publish);
             } else if ChannelName::classify(&event.channel).cache {
+                if self.over_channel_cap(&event.channel).is_some() {
+                    // Nobody listens, and the app may start no more channels: not cached.
+                    self.events
+                        .emit(Kind::RateLimited, || AppEvent::RateLimited {
+                            socket_id: None,
+                            limit: Limit::OccupiedChannels,
+                        });
+                    continue;
+                }
                 // Nobody listens yet, but the event must wait for the next subscriber.
                 let entry = self.channel(&event.channel, ctx);
                 entry.sent += 1;
@@ -548,5 +574,105 @@ impl Handler<DrainAll> for AppSupervisor {
                 addr.do_send(CloseSession(Closing::Draining));
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use actix_web::body::BoxBody;
+    use arc_swap::ArcSwap;
+
+    use super::*;
+    use crate::actors::outbox::Bounds;
+    use crate::apps::AppConfig;
+    use crate::metrics::Metrics;
+
+    /// Stands in for a session: ignores being closed.
+    struct Session;
+
+    impl Actor for Session {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<CloseSession> for Session {
+        type Result = ();
+
+        fn handle(&mut self, _: CloseSession, _: &mut Context<Self>) {}
+    }
+
+    fn supervisor(config: AppConfig) -> (Addr<AppSupervisor>, ChannelIndex) {
+        let config: SharedConfig = Arc::new(ArcSwap::from_pointee(config));
+        let index = ChannelIndex::default();
+        let metrics = Metrics::default().for_app("t");
+        let addr = AppSupervisor::new(config, metrics, AppEvents::default(), index.clone()).start();
+        (addr, index)
+    }
+
+    async fn connect(supervisor: &Addr<AppSupervisor>, socket_id: &str) {
+        let bounds = Bounds {
+            frames: 8,
+            bytes: 1024,
+        };
+        let (outbox, _body) = Outbox::new(bounds, BoxBody::new(()));
+        let connect = Connect {
+            socket_id: socket_id.into(),
+            session: Session.start().recipient(),
+            outbox,
+        };
+        supervisor.send(connect).await.unwrap().unwrap();
+    }
+
+    fn subscribe(socket_id: &str, channel: &str) -> Subscribe {
+        Subscribe {
+            socket_id: socket_id.into(),
+            channel: channel.into(),
+            member: None,
+        }
+    }
+
+    async fn retired(index: &ChannelIndex, channel: &str) {
+        for _ in 0..200 {
+            if !index.contains(channel) {
+                return;
+            }
+            actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("{channel} was never retired");
+    }
+
+    /// Regression: an idle report from a channel actor that was already retired (a late,
+    /// duplicate report) must not retire the actor started after it for the same channel.
+    #[actix_web::test]
+    async fn a_stale_idle_report_never_retires_the_next_actor_of_a_channel() {
+        let (supervisor, index) = supervisor(AppConfig::generate("t"));
+        connect(&supervisor, "1.1").await;
+        connect(&supervisor, "2.2").await;
+        supervisor
+            .send(subscribe("1.1", "x"))
+            .await
+            .unwrap()
+            .unwrap();
+        supervisor.do_send(Unsubscribe {
+            socket_id: "1.1".into(),
+            channel: "x".into(),
+        });
+        retired(&index, "x").await;
+        // The first actor handled one join: its reports say `seen: 1`, as will the new one's.
+        supervisor
+            .send(subscribe("2.2", "x"))
+            .await
+            .unwrap()
+            .unwrap();
+        let stale = ChannelIdle {
+            channel: "x".into(),
+            generation: 1,
+            seen: 1,
+        };
+        supervisor.send(stale).await.unwrap();
+        assert!(index.contains("x"), "the live channel was retired");
+        let counts = supervisor.send(GetCounts(vec!["x".into()])).await.unwrap();
+        assert_eq!(counts[0].subscriptions, 1);
     }
 }

@@ -47,8 +47,10 @@ pub enum Refusal {
     InvalidChannel(String),
     /// The signature does not match (counted as a rejected subscription auth).
     BadSignature(String),
-    /// Not allowed for another reason (someone else's user channel, no user to stand for).
+    /// Someone else's user channel.
     NotAuthorized(String),
+    /// A presence subscription without `channel_data` from a connection not signed in.
+    NotSignedIn,
     /// `channel_data` is not a valid member.
     BadMember(String),
     /// `user_info` is over the app's limit.
@@ -73,7 +75,10 @@ impl Refusal {
         match self {
             Self::Duplicate => "Duplicate",
             Self::InvalidChannel(_) => "InvalidChannel",
-            Self::BadSignature(_) | Self::NotAuthorized(_) | Self::BadMember(_) => "AuthError",
+            Self::BadSignature(_)
+            | Self::NotAuthorized(_)
+            | Self::NotSignedIn
+            | Self::BadMember(_) => "AuthError",
             Self::MemberTooLarge(_)
             | Self::TooManyChannels { .. }
             | Self::AppChannelsFull { .. }
@@ -86,7 +91,7 @@ impl Refusal {
         match self {
             Self::Duplicate | Self::BadMember(_) => 400,
             Self::InvalidChannel(_) => 4009,
-            Self::BadSignature(_) => 401,
+            Self::BadSignature(_) | Self::NotSignedIn => 401,
             Self::NotAuthorized(_) => 403,
             Self::MemberTooLarge(_) => 4301,
             Self::TooManyChannels { .. } | Self::AppChannelsFull { .. } => 429,
@@ -98,6 +103,9 @@ impl Refusal {
     pub fn message(&self, channel: &str) -> String {
         match self {
             Self::Duplicate => format!("Existing subscription to channel {channel}"),
+            Self::NotSignedIn => {
+                "Presence subscription without channel_data requires a signed-in user".to_owned()
+            }
             Self::InvalidChannel(m)
             | Self::BadSignature(m)
             | Self::NotAuthorized(m)
@@ -178,9 +186,7 @@ pub fn authorize(req: &Request<'_>, data: &SubscribeData) -> Result<Grant, Refus
                     user_info: info.clone(),
                 }
             } else {
-                return Err(Refusal::NotAuthorized(
-                    "Presence subscription without channel_data requires a signed-in user".into(),
-                ));
+                return Err(Refusal::NotSignedIn);
             };
             Ok(Grant::Join {
                 member: Some(member),
@@ -284,7 +290,7 @@ mod tests {
         let grant = authorize(&r, &data("presence-r", Some(good.clone()), None)).unwrap();
         assert!(matches!(grant, Grant::Join { member: Some(m), .. } if m.user_id == "me"));
         let refused = authorize(&req(&c), &data("presence-r", Some(good), None));
-        assert_eq!(refused.unwrap_err().status(), 403);
+        assert_eq!(refused.unwrap_err().status(), 401, "as before the refactor");
     }
 
     #[test]

@@ -93,7 +93,39 @@ async fn an_app_may_occupy_at_most_its_channel_cap() {
     // Channels that exist are still open to everyone.
     let ok = b.subscribe("two").await;
     assert_eq!(ok["event"], "pusher_internal:subscription_succeeded");
-    assert_eq!(channel_actors(&server), 2);
+    // A REST event for a cache channel nobody listens to would start a channel to hold it:
+    // not past the cap either.
+    let rest = server.rest();
+    assert_eq!(rest.trigger("cache-three", "e", "{}").await.status, 200);
+    let deadline = std::time::Instant::now() + Duration::from_millis(300);
+    while std::time::Instant::now() < deadline {
+        assert_eq!(channel_actors(&server), 2);
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[actix_rt::test]
+async fn a_private_join_refused_at_the_cap_does_not_count_as_authorized() {
+    let server = TestServer::start_with(
+        |_| {},
+        |app| {
+            app.limits.max_channels = 1;
+            app.require_user_auth = true;
+            app.user_auth_timeout_secs = 1;
+        },
+    )
+    .await;
+    let mut a = server.connect().await;
+    let auth = server.auth_private(&a.socket_id, "private-a");
+    a.subscribe_with(json!({"channel": "private-a", "auth": auth}))
+        .await;
+    let mut b = server.connect().await;
+    let auth = server.auth_private(&b.socket_id, "private-b");
+    let refused = b
+        .subscribe_with(json!({"channel": "private-b", "auth": auth}))
+        .await;
+    assert_eq!(refused["data"]["status"], 429, "{refused}");
+    b.expect_refusal(4009).await;
 }
 
 #[actix_rt::test]

@@ -48,7 +48,7 @@ const WRITE_BUFFER_RETENTION_LIMIT: usize = 1024 * 128;
 
 bitflags! {
     #[derive(Debug, Clone, Copy)]
-    pub struct Flags: u8 {
+    pub struct Flags: u16 {
         /// Set when stream is read for first time.
         const STARTED          = 0b0000_0001;
 
@@ -77,6 +77,12 @@ bitflags! {
         /// after the current response finishes. [`LINGER`](Self::LINGER) remains separate and is
         /// used only to close cleanly after a response to an unread request payload.
         const DRAINING         = 0b1000_0000;
+
+        /// PATCH (reverb-pusher): the response switched protocols (a WebSocket).
+        const UPGRADE          = 0b0001_0000_0000;
+
+        /// PATCH (reverb-pusher): our FIN is sent; lingering reads until the peer's.
+        const FIN_SENT         = 0b0010_0000_0000;
     }
 }
 
@@ -448,6 +454,20 @@ where
             return Ok(Poll::Ready(()));
         }
 
+        // PATCH (reverb-pusher): an upgraded connection (a WebSocket whose close frame is out)
+        // sends its FIN now, as RFC 6455 7.1.1 has the server close the TCP connection first:
+        // a client waiting for that close sees it at once. Reading on until the peer's own FIN
+        // (or the deadline) keeps the final close from turning into a reset that could discard
+        // the close frame on the client's side.
+        if self.flags.contains(Flags::UPGRADE) && !self.flags.contains(Flags::FIN_SENT) {
+            let this = self.as_mut().project();
+            match Pin::new(this.io.as_mut().unwrap()).poll_shutdown(cx) {
+                Poll::Ready(Ok(())) => this.flags.insert(Flags::FIN_SENT),
+                Poll::Ready(Err(err)) => return Err(DispatchError::Io(err)),
+                Poll::Pending => return Ok(Poll::Pending),
+            }
+        }
+
         loop {
             let should_disconnect = self.as_mut().read_available(cx)?;
             let this = self.as_mut().project();
@@ -498,6 +518,10 @@ where
         body: B,
     ) -> Result<(), DispatchError> {
         let is_upgrade = res.upgrade();
+        if is_upgrade {
+            // PATCH (reverb-pusher): remembered for how the connection ends (see poll_linger).
+            self.as_mut().project().flags.insert(Flags::UPGRADE);
+        }
         let (draining, close_for_unread_payload) = {
             let this = self.as_mut().project();
             (
@@ -711,33 +735,23 @@ where
                                 this.state.set(State::None);
 
                                 if not_pipelined && close_for_unread_payload {
-                                    // PATCH (reverb-pusher, see vendor/README.md): nobody will
-                                    // read the rest of an abandoned request stream (a WebSocket
-                                    // whose session has ended), so shut down at once instead of
-                                    // lingering; and arm the disconnect timer now, not after the
-                                    // flush, so a peer that stopped reading cannot hold the
-                                    // socket open forever.
-                                    let abandoned = this
-                                        .payload
-                                        .as_ref()
-                                        .is_some_and(PayloadSender::is_dropped);
-                                    match this.config.client_disconnect_deadline() {
-                                        Some(deadline) => {
-                                            if abandoned {
-                                                this.flags
-                                                    .insert(Flags::SHUTDOWN | Flags::FINISHED);
-                                            } else {
-                                                Self::enter_linger(this.flags);
-                                            }
+                                    if let Some(deadline) =
+                                        this.config.client_disconnect_deadline()
+                                    {
+                                        Self::enter_linger(this.flags);
+                                        // PATCH (reverb-pusher): an upgraded connection's
+                                        // deadline runs from now, not from the end of the
+                                        // flush, so a peer that stopped reading cannot hold
+                                        // the socket open for good.
+                                        if this.flags.contains(Flags::UPGRADE) {
                                             this.shutdown_timer.set_and_init(
                                                 cx,
                                                 sleep_until(deadline.into()),
                                                 line!(),
                                             );
                                         }
-                                        None => {
-                                            this.flags.insert(Flags::SHUTDOWN | Flags::FINISHED);
-                                        }
+                                    } else {
+                                        this.flags.insert(Flags::SHUTDOWN | Flags::FINISHED);
                                     }
                                 } else {
                                     this.flags.insert(Flags::FINISHED);
@@ -1376,7 +1390,8 @@ where
                         Poll::Pending => Poll::Pending,
                     }
                 } else if inner.flags.contains(Flags::SHUTDOWN) {
-                    if inner.flags.contains(Flags::WRITE_DISCONNECT) {
+                    // PATCH (reverb-pusher): after FIN_SENT the write half is already shut.
+                    if inner.flags.intersects(Flags::WRITE_DISCONNECT | Flags::FIN_SENT) {
                         Poll::Ready(Ok(()))
                     } else {
                         // flush buffer and wait on blocked
