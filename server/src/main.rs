@@ -446,7 +446,9 @@ fn serve(mut settings: Settings) -> Result<(), String> {
             () = server.shutdown() => Ok(()),
             () = signals.next_stop_only() => {
                 tracing::warn!("second stop signal: exiting without finishing the drain");
-                Err("stopped by a second signal before the drain finished".to_owned())
+                // At once: returning would wait for the runtime's blocking tasks (a database
+                // call can wait up to its timeout).
+                std::process::exit(1);
             }
         }
     })

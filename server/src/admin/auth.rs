@@ -239,6 +239,14 @@ impl SetupToken {
         expired.then(|| self.issue_at(now))
     }
 
+    /// Puts a redeemed token back (its setup failed): it lasts another full hour.
+    pub fn restore(&self, token: &str) {
+        let mut slot = self.0.lock().expect("setup lock");
+        if slot.is_none() {
+            *slot = Some((token.to_owned(), Instant::now()));
+        }
+    }
+
     /// Consumes the token if it matches and has not expired.
     pub fn redeem(&self, offered: &str) -> Result<(), SetupRefusal> {
         self.redeem_at(offered, Instant::now())

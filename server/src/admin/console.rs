@@ -119,7 +119,9 @@ pub async fn stream(
     let watch = Watch {
         rx: app.events.watch(),
         state: state.clone(),
-        checked: (admin.revocation_count(), Instant::now()),
+        // No baseline yet: the first idle check looks at the credential again, so that a
+        // revocation between the extractor's check and now is not missed.
+        checked: (u64::MAX, Instant::now()),
         admin,
         app_id: id.into_inner(),
         idle_checks: 0,

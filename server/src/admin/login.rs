@@ -32,7 +32,27 @@ async fn start_session(
         created_at: now,
         expires_at: now + i64::try_from(auth::SESSION_TTL.as_secs()).unwrap_or(i64::MAX),
     };
-    write(&state.db, move |db| db.insert_session(&session)).await?;
+    let verified_hash = user.password_hash.clone();
+    let user_id = user.id.clone();
+    let still_valid = write(&state.db, move |db| {
+        db.insert_session(&session)?;
+        // A password change that crossed this login (verified against the old password) has
+        // either already stored its new hash, seen here, or will end this session after its
+        // update: checked after the insert, so no interleaving leaves the new session alive.
+        if db.get_user(&user_id)?.password_hash == verified_hash {
+            return Ok(true);
+        }
+        db.delete_session(&session.token_hash)?;
+        Ok(false)
+    })
+    .await?;
+    if !still_valid {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "The password changed meanwhile; log in again",
+        ));
+    }
     let secure = crate::http::client::client_info(req, &state.settings.trusted_proxies).https;
     Ok(HttpResponse::build(status)
         .cookie(auth::session_cookie(&token, secure, auth::SESSION_TTL))
@@ -111,6 +131,7 @@ pub async fn setup(
         }
     }
     let password = body.password;
+    let spent = body.token.clone();
     let user = write(&state.db, move |db| {
         let _permit = permit;
         let user = super::users::new_user(email, name, &password);
@@ -126,7 +147,11 @@ pub async fn setup(
         ))?;
         Ok(user)
     })
-    .await?;
+    .await
+    .inspect_err(|_| {
+        // Nothing was created: the token must still work (it is spent only by a success).
+        admin.setup.restore(&spent);
+    })?;
     tracing::info!(user_id = %user.id, "first admin account created");
     start_session(&req, &state, user, StatusCode::CREATED).await
 }
@@ -149,7 +174,8 @@ pub async fn login(
     let ip =
         address_key(&crate::http::client::client_info(&req, &state.settings.trusted_proxies).ip);
     let throttle = &admin.throttle;
-    if let Err(wait) = throttle.check(&ip, email.as_deref()) {
+    // Counted as a failure from here on; a success takes it back.
+    if let Err(wait) = throttle.begin(&ip, email.as_deref()) {
         tracing::warn!(client = %ip, wait, "login throttled");
         return Err(throttled(wait));
     }
@@ -158,7 +184,6 @@ pub async fn login(
         None => None,
     };
     let Some(user) = user else {
-        throttle.failed(&ip, email.as_deref());
         // The request line (status 401) is logged by the API call log; this adds nothing.
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -166,7 +191,7 @@ pub async fn login(
             "Wrong email or password",
         ));
     };
-    throttle.succeeded(&user.email);
+    throttle.succeeded(&ip, &user.email);
     tracing::info!(user_id = %user.id, client = %ip, "admin logged in");
     start_session(&req, &state, user, StatusCode::OK).await
 }

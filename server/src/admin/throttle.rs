@@ -28,8 +28,8 @@ const BUSY_RETRY_SECS: u64 = 1;
 
 /// Recent failures per key, in a map of at most `capacity` keys.
 ///
-/// When full, the key whose last failure is oldest goes: a spray of fresh keys can only evict
-/// quiet keys, and an active attacker's own key is the one it keeps refreshing.
+/// When full, the key whose last failure is oldest goes, but never one that is over its budget
+/// while others are not: a spray of fresh keys cannot wipe the record of a key being attacked.
 struct FailureLog {
     limit: usize,
     capacity: usize,
@@ -65,14 +65,43 @@ impl FailureLog {
             .max(1))
     }
 
+    /// Checks and records one attempt at once, under one lock: concurrent attempts cannot all
+    /// pass a check made before any of them is recorded. `release` takes it back on success.
+    fn reserve(&self, key: &str, now: Instant) -> Result<(), u64> {
+        self.check(key, now)?;
+        self.fail(key, now);
+        Ok(())
+    }
+
+    /// Takes back the last attempt recorded for `key` (it succeeded).
+    fn release(&self, key: &str) {
+        let mut keys = self.keys.lock().expect("throttle lock");
+        if let Some(times) = keys.get_mut(key) {
+            times.pop_back();
+            if times.is_empty() {
+                keys.remove(key);
+            }
+        }
+    }
+
     fn fail(&self, key: &str, now: Instant) {
         let mut keys = self.keys.lock().expect("throttle lock");
         if !keys.contains_key(key) && keys.len() >= self.capacity {
-            let quietest = keys
-                .iter()
-                .min_by_key(|(_, times)| times.back().copied())
-                .map(|(k, _)| k.clone());
-            if let Some(quietest) = quietest {
+            let limit = self.limit;
+            let over = |times: &VecDeque<Instant>| {
+                times
+                    .iter()
+                    .filter(|t| now.duration_since(**t) < LOGIN_WINDOW)
+                    .count()
+                    >= limit
+            };
+            let quietest = |only_under_budget: bool| {
+                keys.iter()
+                    .filter(|(_, times)| !only_under_budget || !over(times))
+                    .min_by_key(|(_, times)| times.back().copied())
+                    .map(|(k, _)| k.clone())
+            };
+            if let Some(quietest) = quietest(true).or_else(|| quietest(false)) {
                 keys.remove(&quietest);
             }
         }
@@ -95,11 +124,21 @@ impl FailureLog {
     }
 }
 
-/// The throttle key of a client address: the address itself, never a longer string (the
-/// address may come from a proxy's `X-Forwarded-For`, which a client can influence).
+/// The throttle key of a client address: the address itself (an IPv6 address by its /64, the
+/// block one subscriber gets, so that one client cannot be a million addresses), never a longer
+/// string (the address may come from a proxy's `X-Forwarded-For`, which a client can influence).
 pub fn address_key(ip: &str) -> String {
-    ip.parse::<IpAddr>()
-        .map_or_else(|_| "unparsable".to_owned(), |ip| ip.to_string())
+    match ip.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => v4.to_string(),
+        Ok(IpAddr::V6(v6)) => v6.to_ipv4_mapped().map_or_else(
+            || {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                format!("{}/64", std::net::Ipv6Addr::from(prefix))
+            },
+            |v4| v4.to_string(),
+        ),
+        Err(_) => "unparsable".to_owned(),
+    }
 }
 
 /// Counts failed logins per client address and, separately, per account.
@@ -138,9 +177,21 @@ impl LoginThrottle {
         }
     }
 
-    /// A successful login clears its account's failures. The address keeps its count: one
-    /// valid account must not reset a guesser's budget for the others.
-    pub fn succeeded(&self, email: &str) {
+    /// A login attempt: checked and counted as a failure at once, for the address and then
+    /// the account (`Err(seconds to wait)` when either is out of budget), so that concurrent
+    /// attempts cannot all pass a check made before any of them was counted. Every validated
+    /// email counts, whether or not it is an account, so a 429 tells nothing about accounts.
+    pub fn begin(&self, ip: &str, email: Option<&str>) -> Result<(), u64> {
+        let now = Instant::now();
+        self.addresses.reserve(ip, now)?;
+        email.map_or(Ok(()), |e| self.accounts.reserve(e, now))
+    }
+
+    /// A successful login: its own attempt is taken back from the address, and the account's
+    /// failures are cleared. The address keeps its other failures: one valid account must not
+    /// reset a guesser's budget for the others.
+    pub fn succeeded(&self, ip: &str, email: &str) {
+        self.addresses.release(ip);
         self.accounts.clear(email);
     }
 }
@@ -202,7 +253,7 @@ mod tests {
         }
         assert!(t.check("10.9.9.9", Some("a@x.io")).is_err());
         assert!(t.check("10.9.9.9", Some("b@x.io")).is_ok());
-        t.succeeded("a@x.io");
+        t.succeeded("10.9.9.9", "a@x.io");
         assert!(t.check("10.9.9.9", Some("a@x.io")).is_ok());
     }
 
@@ -251,6 +302,43 @@ mod tests {
     fn address_keys_are_addresses_only() {
         assert_eq!(address_key("203.0.113.9"), "203.0.113.9");
         assert_eq!(address_key(&"x".repeat(10_000)), "unparsable");
+        // One IPv6 subscriber is one key, however many addresses of its /64 it uses.
+        assert_eq!(address_key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(address_key("2001:db8:1:2:bbbb::9"), "2001:db8:1:2::/64");
+        assert_eq!(address_key("::ffff:203.0.113.9"), "203.0.113.9");
+    }
+
+    #[test]
+    fn attempts_are_reserved_under_one_lock_and_given_back_on_success() {
+        let t = LoginThrottle::default();
+        for i in 0..ACCOUNT_ATTEMPTS {
+            assert!(t.begin(&format!("10.0.0.{i}"), Some("a@x.io")).is_ok());
+        }
+        assert!(
+            t.begin("10.0.0.9", Some("a@x.io")).is_err(),
+            "the next attempt waits"
+        );
+        for _ in 0..ADDRESS_ATTEMPTS {
+            assert!(t.begin("1.1.1.1", Some("b@x.io")).is_ok());
+            t.succeeded("1.1.1.1", "b@x.io");
+        }
+        assert!(
+            t.begin("1.1.1.1", None).is_ok(),
+            "successful logins do not use up the address"
+        );
+    }
+
+    #[test]
+    fn a_key_over_its_budget_is_not_evicted_by_a_spray_of_new_keys() {
+        let log = FailureLog::new(2, 3);
+        let start = Instant::now();
+        log.fail("target", start);
+        log.fail("target", start);
+        for (i, key) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+            log.fail(key, start + Duration::from_secs(1 + i as u64));
+        }
+        assert!(log.check("target", start).is_err(), "still throttled");
+        assert_eq!(log.len(), 3);
     }
 
     #[test]

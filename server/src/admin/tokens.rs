@@ -47,8 +47,15 @@ pub async fn create_token(
     };
     let actor = principal.actor();
     let stored = row.clone();
-    write(&state.db, move |db| {
+    let created = write(&state.db, move |db| {
         db.insert_token(&stored)?;
+        // The caller's credential may have ended meanwhile (a password change revokes every
+        // token and session of the user): checked after the insert, so that either the check
+        // sees the revocation or the revocation covers this new token.
+        if !principal.still_valid(db)? {
+            db.revoke_token(&stored.id)?;
+            return Ok(false);
+        }
         let after = serde_json::to_value(stored.to_api()).ok();
         db.insert_audit(&AuditRow::new(
             actor,
@@ -57,9 +64,17 @@ pub async fn create_token(
             &stored.id,
             None,
             after,
-        ))
+        ))?;
+        Ok(true)
     })
     .await?;
+    if !created {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "The session or token ended meanwhile; log in again",
+        ));
+    }
     Ok(HttpResponse::Created().json(CreatedApiToken {
         info: row.to_api(),
         token: value,

@@ -163,46 +163,65 @@ struct UserChange {
     actor: String,
 }
 
-/// Stores a change with its audit record; a password change also ends the user's other
-/// sessions and revokes their tokens. `Ok(Err(email))` when the current password is wrong.
-/// Runs on the blocking pool (it hashes).
+/// Stores a change with its audit record in one transaction under the user's row lock; a
+/// password change also ends the user's other sessions and revokes their tokens there.
+/// `Ok(Err(email))` when the current password is wrong. Runs on the blocking pool (it hashes).
 fn store_user_change(db: &Db, change: UserChange) -> Result<Result<UserRow, String>, DbError> {
-    let before = db.get_user(&change.id)?;
-    if let Some(current) = &change.current {
-        if !auth::verify_password(&before.password_hash, current) {
-            return Ok(Err(before.email));
-        }
-    }
-    let mut user = before.clone();
-    if let Some(email) = change.email {
-        user.email = email;
-    }
-    if let Some(name) = change.name {
-        user.name = name;
-    }
-    if let Some(password) = &change.new_password {
-        user.password_hash = auth::hash_password(password);
-    }
-    user.updated_at = now_unix();
-    db.update_user(&user)?;
-    let mut after = serde_json::to_value(user.to_api()).ok();
-    if change.new_password.is_some() {
-        db.delete_other_sessions(&user.id, change.keep.as_deref())?;
-        db.revoke_user_tokens(&user.id)?;
-        if let Some(after) = after.as_mut() {
-            after["password"] = "changed".into();
-        }
-    }
-    let before = serde_json::to_value(before.to_api()).ok();
-    db.insert_audit(&AuditRow::new(
-        change.actor,
-        "user.update",
-        "user",
-        &user.id,
-        before,
-        after,
-    ))?;
-    Ok(Ok(user))
+    // Hashed before the transaction: the row lock is held for as short a time as possible.
+    let new_hash = change.new_password.as_deref().map(auth::hash_password);
+    let UserChange {
+        id,
+        email,
+        name,
+        current,
+        keep,
+        actor,
+        ..
+    } = change;
+    let password_changed = new_hash.is_some();
+    let stored = db.change_user(
+        &id,
+        keep.as_deref(),
+        |before| {
+            if let Some(current) = &current {
+                if !auth::verify_password(&before.password_hash, current) {
+                    return None;
+                }
+            }
+            let mut user = before.clone();
+            if let Some(email) = email {
+                user.email = email;
+            }
+            if let Some(name) = name {
+                user.name = name;
+            }
+            if let Some(hash) = new_hash {
+                user.password_hash = hash;
+            }
+            user.updated_at = now_unix();
+            Some(user)
+        },
+        |before, after| {
+            let mut after_json = serde_json::to_value(after.to_api()).ok();
+            if password_changed {
+                if let Some(after_json) = after_json.as_mut() {
+                    after_json["password"] = "changed".into();
+                }
+            }
+            let before_json = serde_json::to_value(before.to_api()).ok();
+            AuditRow::new(
+                actor,
+                "user.update",
+                "user",
+                &after.id,
+                before_json,
+                after_json,
+            )
+        },
+    )?;
+    Ok(stored
+        .map(|(_, after)| after)
+        .map_err(|before| before.email))
 }
 
 /// Changes a user's name, email or password. Changing your own password needs the current one;

@@ -151,6 +151,57 @@ impl Db {
         Ok(())
     }
 
+    /// Changes a user in one transaction under the row's lock, so that concurrent changes of
+    /// one user are applied one after the other and none is lost. `decide` sees the stored row
+    /// and returns the row to store, or `None` to store nothing (then `Err(stored row)`). When
+    /// the password hash changed, the user's other sessions (all but `keep`) end and every
+    /// token of theirs is revoked in the same transaction; `audit` records before and after.
+    pub fn change_user(
+        &self,
+        id: &str,
+        keep: Option<&str>,
+        decide: impl FnOnce(&UserRow) -> Option<UserRow>,
+        audit: impl FnOnce(&UserRow, &UserRow) -> AuditRow,
+    ) -> Result<Result<(UserRow, UserRow), UserRow>, DbError> {
+        self.conn()?.transaction(|conn| {
+            // The row lock first (see `delete_user`): a concurrent change waits for this one.
+            diesel::update(admin_users::table.find(id))
+                .set(admin_users::updated_at.eq(admin_users::updated_at))
+                .execute(conn)?;
+            let before = admin_users::table
+                .find(id)
+                .select(UserRow::as_select())
+                .first(conn)?;
+            let Some(after) = decide(&before) else {
+                return Ok(Err(before));
+            };
+            diesel::update(admin_users::table.find(id))
+                .set(&after)
+                .execute(conn)?;
+            if after.password_hash != before.password_hash {
+                let sessions = admin_sessions::table.filter(admin_sessions::user_id.eq(id));
+                match keep {
+                    Some(keep) => {
+                        diesel::delete(sessions.filter(admin_sessions::token_hash.ne(keep)))
+                            .execute(conn)?
+                    }
+                    None => diesel::delete(sessions).execute(conn)?,
+                };
+                diesel::update(
+                    api_tokens::table
+                        .filter(api_tokens::user_id.eq(id))
+                        .filter(api_tokens::revoked_at.is_null()),
+                )
+                .set(api_tokens::revoked_at.eq(Some(now_unix())))
+                .execute(conn)?;
+            }
+            diesel::insert_into(audit_log::table)
+                .values(&audit(&before, &after))
+                .execute(conn)?;
+            Ok(Ok((before, after)))
+        })
+    }
+
     /// Deletes a user unless it is the last one, checked under a lock so that concurrent deletes
     /// of different users cannot remove every user between them.
     pub fn delete_user(&self, id: &str) -> Result<Result<UserRow, DeleteUserError>, DbError> {
@@ -391,5 +442,96 @@ mod tests {
         assert_eq!(db.purge_expired_sessions().unwrap(), 1);
         assert_eq!(db.count_sessions().unwrap(), 1);
         assert!(db.find_session("live").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_user_change_is_one_transaction_with_its_revocations_and_audit() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = KeySource {
+            key: None,
+            file: dir.path().join("k"),
+        };
+        let db = Db::open(
+            &dir.path().join("t.db").display().to_string(),
+            PoolOptions::default(),
+            &keys,
+        )
+        .unwrap();
+        db.insert_user(&user("a")).unwrap();
+        let session = |hash: &str| SessionRow {
+            token_hash: hash.into(),
+            user_id: "a".into(),
+            csrf_token: "c".into(),
+            created_at: 0,
+            expires_at: now_unix() + 60,
+        };
+        db.insert_session(&session("mine")).unwrap();
+        db.insert_session(&session("other")).unwrap();
+        db.insert_token(&TokenRow {
+            id: "t".into(),
+            user_id: "a".into(),
+            name: "ci".into(),
+            token_hash: "th".into(),
+            created_at: 0,
+            last_used_at: None,
+            revoked_at: None,
+        })
+        .unwrap();
+        let audit = |_: &UserRow, after: &UserRow| {
+            AuditRow::new("test".into(), "user.update", "user", &after.id, None, None)
+        };
+
+        // Refused: nothing is stored, nothing revoked, nothing audited.
+        let refused = db.change_user("a", Some("mine"), |_| None, audit).unwrap();
+        assert_eq!(refused.unwrap_err().id, "a");
+        assert_eq!(db.count_sessions().unwrap(), 2);
+        assert_eq!(db.audit_page(1, 10).unwrap().1, 0);
+
+        // A rename keeps every credential.
+        let renamed = db
+            .change_user(
+                "a",
+                None,
+                |u| {
+                    Some(UserRow {
+                        name: "A".into(),
+                        ..u.clone()
+                    })
+                },
+                audit,
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(renamed.1.name, "A");
+        assert_eq!(db.count_sessions().unwrap(), 2);
+        assert!(db.token_is_live("t").unwrap());
+
+        // A new password ends the other sessions and every token, in the same change.
+        let (before, after) = db
+            .change_user(
+                "a",
+                Some("mine"),
+                |u| {
+                    Some(UserRow {
+                        password_hash: "y".into(),
+                        ..u.clone()
+                    })
+                },
+                audit,
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (before.password_hash.as_str(), after.password_hash.as_str()),
+            ("x", "y")
+        );
+        assert!(db.find_session("mine").unwrap().is_some());
+        assert!(db.find_session("other").unwrap().is_none());
+        assert!(!db.token_is_live("t").unwrap());
+        assert_eq!(db.audit_page(1, 10).unwrap().1, 2);
+        assert!(matches!(
+            db.change_user("zz", None, |u| Some(u.clone()), audit),
+            Err(DbError::NotFound)
+        ));
     }
 }
