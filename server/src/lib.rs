@@ -109,16 +109,22 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
         .clone()
         .spawn_sync(Duration::from_millis(settings.app_sync_interval_ms));
 
-    let admin = Arc::new(admin::AdminState::default());
+    let admin = Arc::new(admin::AdminState {
+        setup_file: std::path::Path::new(&settings.master_key_file).with_file_name("setup-token"),
+        ..admin::AdminState::default()
+    });
     if blocking(&db, Db::count_users).await? == 0 {
-        // The bootstrap credential goes to the terminal, not the log: logs are shipped and
-        // kept. It works once, for an hour, and only while no account exists.
+        // The bootstrap credential goes to the terminal (or a private file), not the log:
+        // logs are shipped and kept. It works once, for an hour, and only while no account
+        // exists.
         let token = admin.setup.issue();
-        admin::auth::print_setup_banner(&token);
+        admin::auth::show_setup_token(&token, &admin.setup_file);
         tracing::warn!(
             "no admin account yet: create the first one with the setup token shown on the \
-             terminal (stderr), or run `reverb-pusher user create`"
+             terminal (stderr) or in the file it names, or run `reverb-pusher user create`"
         );
+    } else {
+        admin::auth::forget_setup_token(&admin.setup_file);
     }
     let purge = actix_web::rt::spawn(admin::login::purge_expired_sessions(db.clone()));
     let addr = listener.local_addr()?;

@@ -433,7 +433,8 @@ fn serve(mut settings: Settings) -> Result<(), String> {
         if server.admin.setup.current().is_some() {
             println!(
                 "Admin panel: {}://{}/admin/ (create the first account with the setup token \
-                 shown above; it works for an hour, then opening the panel shows a new one).\n",
+                 shown above or in the file it names; it works for an hour, then opening the \
+                 panel issues a new one).\n",
                 if server.uses_tls() { "https" } else { "http" },
                 server.addr
             );

@@ -87,8 +87,9 @@ pub fn SetupPage() -> impl IntoView {
             <p>
                 "Create the first admin account. The setup token is shown on the server's terminal "
                 "(standard error, not the log) when it starts without any account (look for "
-                <code>"Admin setup token"</code>"). It works for an hour; after that, reloading "
-                "this page shows a new one there."
+                <code>"Admin setup token"</code>"), or, when the server runs without a terminal, "
+                "in the file "<code>"setup-token"</code>" beside its master key. It works for an "
+                "hour; after that, reloading this page issues a new one."
             </p>
             <form on:submit=submit novalidate>
                 <label for="setup-token">"Setup token"</label>

@@ -268,15 +268,53 @@ impl SetupToken {
     }
 }
 
-/// Shows a setup token on the terminal (stderr), never in the log: logs are shipped and kept,
-/// and this token is a credential.
+/// Shows a setup token, never in the log: logs are shipped and kept, and this token is a
+/// credential. On a terminal it is printed there. Otherwise stderr is a log stream too (docker,
+/// journald), so the token goes to `file` (mode 0600, beside the master key) and only the
+/// file's path is printed; if the file cannot be written, the token is printed after all, so
+/// that the server stays usable.
 #[allow(clippy::print_stderr)]
-pub fn print_setup_banner(token: &str) {
+pub fn show_setup_token(token: &str, file: &std::path::Path) {
+    use std::io::IsTerminal;
+    let help = "Open the admin panel (/admin/) and create the first account with it, or run \
+                `reverb-pusher user create`.";
+    if !std::io::stderr().is_terminal() {
+        match write_private_file(file, token) {
+            Ok(()) => {
+                eprintln!(
+                    "\n  No admin account yet. The admin setup token (valid for 1 hour) is in \
+                     {}\n  {help}\n",
+                    file.display()
+                );
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(file = %file.display(), error = %e, "cannot write the setup token file");
+            }
+        }
+    }
     eprintln!(
-        "\n  No admin account yet. Admin setup token (valid for 1 hour): {token}\n  \
-         Open the admin panel (/admin/) and create the first account with it, or run \
-         `reverb-pusher user create`.\n"
+        "\n  No admin account yet. Admin setup token (valid for 1 hour): {token}\n  {help}\n"
     );
+}
+
+/// Deletes the setup token file once the token is spent (a missing file is fine).
+pub fn forget_setup_token(file: &std::path::Path) {
+    let _ = std::fs::remove_file(file);
+}
+
+/// Writes `contents` to `path`, readable by the owner only.
+fn write_private_file(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    writeln!(file, "{contents}")
 }
 
 #[cfg(test)]

@@ -67,7 +67,7 @@ async fn start_session(
 fn renew_setup_token(admin: &AdminState) {
     if let Some(token) = admin.setup.renew_if_expired() {
         tracing::warn!("the setup token expired; a new one is shown on the server's terminal");
-        auth::print_setup_banner(&token);
+        auth::show_setup_token(&token, &admin.setup_file);
     }
 }
 
@@ -152,6 +152,7 @@ pub async fn setup(
         // Nothing was created: the token must still work (it is spent only by a success).
         admin.setup.restore(&spent);
     })?;
+    auth::forget_setup_token(&admin.setup_file);
     tracing::info!(user_id = %user.id, "first admin account created");
     start_session(&req, &state, user, StatusCode::CREATED).await
 }

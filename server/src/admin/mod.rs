@@ -30,6 +30,8 @@ pub struct AdminState {
     pub throttle: throttle::LoginThrottle,
     pub hashing: throttle::Hashing,
     pub setup: auth::SetupToken,
+    /// Where the setup token is written when stderr is not a terminal.
+    pub setup_file: std::path::PathBuf,
     /// Moves whenever a session or token ends (logout, revocation, password change, user
     /// deleted), so that open debug streams check their own credential at once.
     pub revocations: std::sync::atomic::AtomicU64,
