@@ -11,7 +11,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use figment::providers::Serialized;
 use reverb_pusher::apps::{AppConfig, AppError, AppService};
-use reverb_pusher::db::admin::AuditRow;
 use reverb_pusher::db::crypto::MasterKey;
 use reverb_pusher::db::{self, Db};
 use reverb_pusher::settings::Settings;
@@ -231,20 +230,10 @@ fn user_command(settings: &Settings, command: UserCommand) -> Result<(), String>
         admin::users::validated_user(&email, &name, password).map_err(|e| e.message)?;
     let db = open_db(settings)?;
     let user = admin::users::new_user(email, name, password);
-    db.insert_user(&user).map_err(|e| match e {
+    db.create_user(&user, "cli".into()).map_err(|e| match e {
         db::DbError::Conflict => "a user with this email exists already".to_owned(),
         other => other.to_string(),
     })?;
-    let after = serde_json::to_value(user.to_api()).ok();
-    db.insert_audit(&AuditRow::new(
-        "cli".into(),
-        "user.create",
-        "user",
-        &user.id,
-        None,
-        after,
-    ))
-    .map_err(|e| e.to_string())?;
     println!("created admin user {} ({})", user.email, user.id);
     Ok(())
 }
@@ -288,13 +277,8 @@ async fn run_app_command(apps: &AppService, command: AppCommand) -> Result<(), S
                 .create(ACTOR, &name, &shared::admin::AppPatch::default())
                 .await
                 .map_err(app_error)?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string(&Credentials::of(&app, true)).unwrap_or_default()
-                );
-            } else {
-                print_credentials(&app);
+            show_credentials(&app, json);
+            if !json {
                 println!("A running server picks the new app up within a few seconds.");
             }
         }
@@ -338,14 +322,7 @@ async fn run_app_command(apps: &AppService, command: AppCommand) -> Result<(), S
                 .rotate_secret(ACTOR, &id, grace_secs)
                 .await
                 .map_err(app_error)?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string(&Credentials::of(&app, true)).unwrap_or_default()
-                );
-            } else {
-                print_credentials(&app);
-            }
+            show_credentials(&app, json);
         }
         AppCommand::Set { id, name, limits } => {
             let mut patch = shared::admin::AppPatch {
@@ -368,6 +345,18 @@ async fn run_app_command(apps: &AppService, command: AppCommand) -> Result<(), S
         }
     }
     Ok(())
+}
+
+/// An app's credentials as one JSON object (`--json`, for scripts) or for people.
+fn show_credentials(app: &AppConfig, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&Credentials::of(app, true)).unwrap_or_default()
+        );
+    } else {
+        print_credentials(app);
+    }
 }
 
 fn print_credentials(app: &AppConfig) {

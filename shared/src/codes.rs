@@ -113,6 +113,21 @@ pub enum Closing {
 }
 
 impl Closing {
+    pub const ALL: [Self; 12] = [
+        Self::Draining,
+        Self::UnsupportedProtocol,
+        Self::UnknownApp,
+        Self::AppDeleted,
+        Self::AppDisabled,
+        Self::AppOverQuota,
+        Self::OriginNotAllowed,
+        Self::NodeOverCapacity,
+        Self::SlowClient,
+        Self::AuthTimeout,
+        Self::PongTimeout,
+        Self::Terminated,
+    ];
+
     pub const fn code(self) -> CloseCode {
         match self {
             Self::Draining => CloseCode::Reconnect,
@@ -254,25 +269,12 @@ mod tests {
 
     #[test]
     fn closing_reasons_fit_a_close_frame() {
-        use super::Closing::*;
-        for closing in [
-            Draining,
-            UnsupportedProtocol,
-            UnknownApp,
-            AppDeleted,
-            AppDisabled,
-            AppOverQuota,
-            OriginNotAllowed,
-            NodeOverCapacity,
-            SlowClient,
-            AuthTimeout,
-            PongTimeout,
-            Terminated,
-        ] {
+        use super::Closing;
+        for closing in Closing::ALL {
             assert!(closing.reason().len() <= 123, "{closing:?}");
         }
-        assert_eq!(SlowClient.code().code(), 4100);
-        assert_eq!(Terminated.code().code(), 4009);
+        assert_eq!(Closing::SlowClient.code().code(), 4100);
+        assert_eq!(Closing::Terminated.code().code(), 4009);
     }
 
     #[test]

@@ -7,8 +7,8 @@ use shared::admin::{ErrorBody, LoginRequest, SessionInfo, SetupRequest, SetupSta
 use super::auth::{self, Principal, SetupRefusal, Via};
 use super::throttle::{address_key, throttled};
 use super::users::{validated_email, validated_user};
+use super::write;
 use super::AdminState;
-use super::{write, AuditRow};
 use crate::db::admin::{SessionRow, UserRow};
 use crate::db::now_unix;
 use crate::db::Db;
@@ -135,16 +135,7 @@ pub async fn setup(
     let user = write(&state.db, move |db| {
         let _permit = permit;
         let user = super::users::new_user(email, name, &password);
-        db.insert_user(&user)?;
-        let after = serde_json::to_value(user.to_api()).ok();
-        db.insert_audit(&AuditRow::new(
-            "setup".into(),
-            "user.create",
-            "user",
-            &user.id,
-            None,
-            after,
-        ))?;
+        db.create_user(&user, "setup".into())?;
         Ok(user)
     })
     .await

@@ -110,16 +110,7 @@ pub async fn create_user(
     let user = crate::db::blocking(&state.db, move |db| {
         let _permit = permit;
         let user = new_user(email, name, &body.password);
-        db.insert_user(&user)?;
-        let after = serde_json::to_value(user.to_api()).ok();
-        db.insert_audit(&AuditRow::new(
-            actor,
-            "user.create",
-            "user",
-            &user.id,
-            None,
-            after,
-        ))?;
+        db.create_user(&user, actor)?;
         Ok(user)
     })
     .await

@@ -7,7 +7,7 @@
 use diesel::prelude::*;
 
 use super::schema::{admin_sessions, admin_users, api_tokens, audit_log};
-use super::{now_unix, Db, DbError};
+use super::{now_unix, AnyConnection, Db, DbError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = admin_users)]
@@ -135,6 +135,21 @@ impl Db {
             .select(UserRow::as_select())
             .first(&mut self.conn()?)
             .optional()?)
+    }
+
+    /// Stores a new user with its audit record (setup, the API and the CLI all create users
+    /// through here).
+    pub fn create_user(&self, user: &UserRow, actor: String) -> Result<(), DbError> {
+        self.insert_user(user)?;
+        let after = serde_json::to_value(user.to_api()).ok();
+        self.insert_audit(&AuditRow::new(
+            actor,
+            "user.create",
+            "user",
+            &user.id,
+            None,
+            after,
+        ))
     }
 
     pub fn insert_user(&self, user: &UserRow) -> Result<(), DbError> {
@@ -275,14 +290,7 @@ impl Db {
 
     /// Ends every session of a user except one (after a password change).
     pub fn delete_other_sessions(&self, user_id: &str, keep: Option<&str>) -> Result<(), DbError> {
-        let mut conn = self.conn()?;
-        let sessions = admin_sessions::table.filter(admin_sessions::user_id.eq(user_id));
-        match keep {
-            Some(keep) => diesel::delete(sessions.filter(admin_sessions::token_hash.ne(keep)))
-                .execute(&mut conn)?,
-            None => diesel::delete(sessions).execute(&mut conn)?,
-        };
-        Ok(())
+        end_other_sessions(&mut *self.conn()?, user_id, keep)
     }
 
     pub fn insert_token(&self, token: &TokenRow) -> Result<(), DbError> {
@@ -330,13 +338,7 @@ impl Db {
 
     /// Revokes every unrevoked token of a user (after a password change); returns how many.
     pub fn revoke_user_tokens(&self, user_id: &str) -> Result<usize, DbError> {
-        Ok(diesel::update(
-            api_tokens::table
-                .filter(api_tokens::user_id.eq(user_id))
-                .filter(api_tokens::revoked_at.is_null()),
-        )
-        .set(api_tokens::revoked_at.eq(Some(now_unix())))
-        .execute(&mut self.conn()?)?)
+        revoke_tokens_of(&mut *self.conn()?, user_id)
     }
 
     /// Revokes a token; [`DbError::NotFound`] if there is none (or it was revoked already).
@@ -374,6 +376,33 @@ impl Db {
     }
 }
 
+/// Ends every session of a user except `keep`, on the caller's connection (or transaction).
+fn end_other_sessions(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    keep: Option<&str>,
+) -> Result<(), DbError> {
+    let sessions = admin_sessions::table.filter(admin_sessions::user_id.eq(user_id));
+    match keep {
+        Some(keep) => {
+            diesel::delete(sessions.filter(admin_sessions::token_hash.ne(keep))).execute(conn)?
+        }
+        None => diesel::delete(sessions).execute(conn)?,
+    };
+    Ok(())
+}
+
+/// Revokes every unrevoked token of a user, on the caller's connection (or transaction).
+fn revoke_tokens_of(conn: &mut AnyConnection, user_id: &str) -> Result<usize, DbError> {
+    Ok(diesel::update(
+        api_tokens::table
+            .filter(api_tokens::user_id.eq(user_id))
+            .filter(api_tokens::revoked_at.is_null()),
+    )
+    .set(api_tokens::revoked_at.eq(Some(now_unix())))
+    .execute(conn)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,19 +419,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_last_user_cannot_be_deleted() {
+    /// A database in a temporary folder (kept alive by the returned guard).
+    fn fresh_db() -> (Db, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let keys = KeySource {
             key: None,
             file: dir.path().join("k"),
         };
-        let db = Db::open(
-            &dir.path().join("t.db").display().to_string(),
-            PoolOptions::default(),
-            &keys,
-        )
-        .unwrap();
+        let url = dir.path().join("t.db").display().to_string();
+        let db = Db::open(&url, PoolOptions::default(), &keys).unwrap();
+        (db, dir)
+    }
+
+    #[test]
+    fn the_last_user_cannot_be_deleted() {
+        let (db, _dir) = fresh_db();
         db.insert_user(&user("a")).unwrap();
         db.insert_user(&user("b")).unwrap();
         assert!(matches!(db.insert_user(&user("a")), Err(DbError::Conflict)));
@@ -417,17 +448,7 @@ mod tests {
 
     #[test]
     fn expired_sessions_are_purged_and_live_ones_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let keys = KeySource {
-            key: None,
-            file: dir.path().join("k"),
-        };
-        let db = Db::open(
-            &dir.path().join("t.db").display().to_string(),
-            PoolOptions::default(),
-            &keys,
-        )
-        .unwrap();
+        let (db, _dir) = fresh_db();
         db.insert_user(&user("a")).unwrap();
         let session = |hash: &str, expires_at: i64| SessionRow {
             token_hash: hash.into(),
@@ -446,17 +467,7 @@ mod tests {
 
     #[test]
     fn a_user_change_is_one_transaction_with_its_revocations_and_audit() {
-        let dir = tempfile::tempdir().unwrap();
-        let keys = KeySource {
-            key: None,
-            file: dir.path().join("k"),
-        };
-        let db = Db::open(
-            &dir.path().join("t.db").display().to_string(),
-            PoolOptions::default(),
-            &keys,
-        )
-        .unwrap();
+        let (db, _dir) = fresh_db();
         db.insert_user(&user("a")).unwrap();
         let session = |hash: &str| SessionRow {
             token_hash: hash.into(),
