@@ -20,6 +20,7 @@
 //! made by other processes, see [`super::sync`]) holds while it compares the database with
 //! memory; each side therefore acts on a database state at least as new as the other's.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use actix::{Addr, Recipient};
@@ -63,8 +64,9 @@ pub struct LiveApps {
     update: Recipient<UpdateApp>,
     stop: Recipient<StopApp>,
     directory: Directory,
-    /// Serialises applying with [`AppService::sync`]'s compare-and-apply.
-    lock: Arc<tokio::sync::Mutex<()>>,
+    /// Serialises applying with [`AppService::sync`]'s compare-and-apply. It guards the stored
+    /// `(id, version)`s that could not be read, so that each is reported once, not every round.
+    lock: Arc<tokio::sync::Mutex<HashSet<(String, i64)>>>,
 }
 
 impl LiveApps {
@@ -334,7 +336,7 @@ impl AppService {
         let Some(live) = &self.live else {
             return Ok(Synced::default());
         };
-        let _serialised = live.lock.lock().await;
+        let mut unreadable = live.lock.lock().await;
         // Memory first, then the database: an app created meanwhile is then in the database
         // snapshot (started, or already running) rather than missing from it (stopped).
         let memory: Vec<(String, i64)> = live
@@ -355,21 +357,35 @@ impl AppService {
             let _ = live.stop.send(stopped(id.clone())).await;
         }
         let wanted: Vec<String> = plan.start.iter().chain(&plan.update).cloned().collect();
-        let loaded = self
+        let (loaded, bad) = self
             .run(move |db| {
                 let mut configs = Vec::with_capacity(wanted.len());
+                let mut bad = Vec::new();
                 for id in &wanted {
                     match db.get_app(id) {
                         Ok(config) => configs.push(config),
                         // Deleted since the versions were read: the next round stops it.
                         Err(DbError::NotFound) => {}
+                        // One row that cannot be read (edited by hand, a sealed secret that
+                        // does not open) must not keep every other app from starting.
+                        Err(e) if unreadable_row(&e) => bad.push((id.clone(), e.to_string())),
                         Err(e) => return Err(e.into()),
                     }
                 }
-                Ok(configs)
+                Ok((configs, bad))
             })
             .await
             .map_err(into_db)?;
+        for (id, error) in bad {
+            let version = stored.iter().find(|(i, _)| *i == id).map_or(0, |(_, v)| *v);
+            if unreadable.len() < 10_000 && unreadable.insert((id.clone(), version)) {
+                tracing::error!(
+                    app_id = %id, version, error = %error,
+                    "cannot read this app's stored configuration: it is left as it runs (or not \
+                     started) until the row is fixed"
+                );
+            }
+        }
         for config in loaded {
             if plan.start.contains(&config.id) {
                 let _ = live.start.send(StartApp(config)).await;
@@ -399,6 +415,14 @@ fn into_db(e: AppError) -> DbError {
         AppError::Db(e) => e,
         other => DbError::Unavailable(other.to_string()),
     }
+}
+
+/// Whether an error concerns one stored row (it cannot be decoded) rather than the database.
+fn unreadable_row(e: &DbError) -> bool {
+    matches!(
+        e,
+        DbError::Key(_) | DbError::Query(diesel::result::Error::DeserializationError(_))
+    )
 }
 
 fn stopped(id: String) -> StopApp {

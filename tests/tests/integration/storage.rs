@@ -319,3 +319,33 @@ fn limits_stored_in_columns_survive_the_move_to_json() {
         .unwrap();
     assert_eq!(again[0].limits, expected);
 }
+
+/// One stored app that cannot be read (its row edited by hand) is left out, reported once;
+/// it does not keep a server from starting or the other apps from running.
+#[actix_rt::test]
+async fn an_unreadable_app_row_does_not_keep_the_others_from_running() {
+    let server = TestServer::start().await;
+    let broken = server.server.create_app("broken").await.unwrap();
+    execute(
+        &server.database_url,
+        &format!(
+            "UPDATE apps SET limits = 'not json', version = version + 1 WHERE id = '{}'",
+            broken.id
+        ),
+    );
+    // A second server on the same database starts, with the readable app.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other = reverb_pusher::start(server.settings.clone(), listener)
+        .await
+        .expect("a server starts despite one unreadable app");
+    assert!(other.directory.by_id(&server.app.id).is_some());
+    assert!(other.directory.by_id(&broken.id).is_none());
+    let url = format!("ws://{}/app/{}?protocol=7", other.addr, server.app.key);
+    reverb_pusher_tests::Client::open(&url)
+        .await
+        .established()
+        .await;
+    // The first server keeps running the broken app as it was, and everything else.
+    assert_eq!(server.rest().trigger("c", "e", "d").await.status, 200);
+    assert!(server.server.directory.by_id(&broken.id).is_some());
+}
