@@ -317,6 +317,26 @@ test('settings validate before saving and apply when saved', async () => {
   assert.equal(stored.limits.max_connections, 500);
   assert.equal(stored.client_events, true);
   assert.deepEqual(stored.allowed_origins, ['https://chat.example.com']);
+
+  // Someone else changes another limit while this page is open: saving here keeps it, because
+  // the page sends only the fields it changed.
+  const status = await page.evaluate(async (id) => {
+    const me = await (await fetch('/admin/api/me')).json();
+    const r = await fetch(`/admin/api/apps/${id}`, {
+      method: 'PATCH',
+      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf_token },
+      body: JSON.stringify({ limits: { max_presence_members: 42 } }),
+    });
+    return r.status;
+  }, app.id);
+  assert.equal(status, 200);
+  await page.fill('#limit-max_connections', '600');
+  await page.click('text=Save settings');
+  const after = await until('the second save', async () => {
+    const a = await page.evaluate(async (id) => (await fetch(`/admin/api/apps/${id}`)).json(), app.id);
+    return a.limits.max_connections === 600 && a;
+  });
+  assert.equal(after.limits.max_presence_members, 42, 'the other change survived the save');
 });
 
 test('users: add and remove one, but never yourself', async () => {

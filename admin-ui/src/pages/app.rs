@@ -296,8 +296,10 @@ impl Form {
         }
     }
 
-    /// The patch, or the problems by field.
-    fn patch(&self) -> Result<AppPatch, BTreeMap<String, String>> {
+    /// The patch of what differs from `base` (the app as this page last loaded or saved it),
+    /// or the problems by field. Only changed fields are sent, so that saving never writes back
+    /// a field someone else changed meanwhile.
+    fn patch(&self, base: &App) -> Result<AppPatch, BTreeMap<String, String>> {
         let mut problems = BTreeMap::new();
         let name = self.name.get_untracked();
         if let Some(p) = name_problem(&name) {
@@ -328,7 +330,9 @@ impl Form {
         for (spec, (field, value)) in LIMITS.iter().zip(&self.limits) {
             match ranged(&value.get_untracked(), spec.min, spec.max) {
                 Ok(v) => {
-                    limits.set(field, v);
+                    if base.limits.get(field) != Some(v) {
+                        limits.set(field, v);
+                    }
                 }
                 Err(p) => {
                     problems.insert(format!("limits.{field}"), p);
@@ -339,17 +343,33 @@ impl Form {
             return Err(problems);
         }
         Ok(AppPatch {
-            name: Some(name.trim().to_owned()),
+            name: changed(name.trim().to_owned(), &base.name),
             enabled: None,
-            allowed_origins: Some(origins),
-            client_events: Some(self.client_events.get_untracked()),
-            require_user_auth: Some(self.require_user_auth.get_untracked()),
-            user_auth_timeout_secs: timeout.ok(),
-            watchlist_events: Some(self.watchlist_events.get_untracked()),
-            subscription_count_events: Some(self.subscription_count_events.get_untracked()),
+            allowed_origins: changed(origins, &base.allowed_origins),
+            client_events: changed(self.client_events.get_untracked(), &base.client_events),
+            require_user_auth: changed(
+                self.require_user_auth.get_untracked(),
+                &base.require_user_auth,
+            ),
+            user_auth_timeout_secs: timeout
+                .ok()
+                .and_then(|t| changed(t, &base.user_auth_timeout_secs)),
+            watchlist_events: changed(
+                self.watchlist_events.get_untracked(),
+                &base.watchlist_events,
+            ),
+            subscription_count_events: changed(
+                self.subscription_count_events.get_untracked(),
+                &base.subscription_count_events,
+            ),
             limits: Some(limits),
         })
     }
+}
+
+/// `Some(value)` when it differs from what is stored.
+fn changed<T: PartialEq>(value: T, base: &T) -> Option<T> {
+    (value != *base).then_some(value)
 }
 
 fn ranged(text: &str, min: u32, max: u32) -> Result<u32, String> {
@@ -376,7 +396,7 @@ fn Settings(
         move |ev: SubmitEvent| {
             ev.prevent_default();
             saved.set(false);
-            let patch = match form.patch() {
+            let patch = match form.patch(&app.get_untracked()) {
                 Ok(patch) => patch,
                 Err(found) => {
                     problems.set(found);
