@@ -357,18 +357,20 @@ impl AppService {
             let _ = live.stop.send(stopped(id.clone())).await;
         }
         let wanted: Vec<String> = plan.start.iter().chain(&plan.update).cloned().collect();
+        // One query for every app to load (at start-up, all of them). An app deleted since the
+        // versions were read has no row: the next round stops it.
         let (loaded, bad) = self
             .run(move |db| {
                 let mut configs = Vec::with_capacity(wanted.len());
                 let mut bad = Vec::new();
-                for id in &wanted {
-                    match db.get_app(id) {
+                if wanted.is_empty() {
+                    return Ok((configs, bad));
+                }
+                for (id, row) in db.get_apps(&wanted)? {
+                    match row {
                         Ok(config) => configs.push(config),
-                        // Deleted since the versions were read: the next round stops it.
-                        Err(DbError::NotFound) => {}
-                        // One row that cannot be read (edited by hand, a sealed secret that
-                        // does not open) must not keep every other app from starting.
-                        Err(e) if unreadable_row(&e) => bad.push((id.clone(), e.to_string())),
+                        // One row that cannot be read must not keep the others from starting.
+                        Err(e) if unreadable_row(&e) => bad.push((id, e.to_string())),
                         Err(e) => return Err(e.into()),
                     }
                 }

@@ -488,6 +488,10 @@ impl fmt::Debug for Db {
     }
 }
 
+/// One app as [`Db::get_apps`] read it: its id, and its configuration or why its row could not
+/// be decoded.
+pub type LoadedApp = (String, Result<AppConfig, DbError>);
+
 impl Db {
     /// Opens and migrates the database, resolves the master key and checks that it matches,
     /// and encrypts any secrets an older version stored in plain text.
@@ -529,6 +533,20 @@ impl Db {
             .select(AppRow::as_select())
             .first(&mut self.conn()?)?
             .into_config(&self.key)
+    }
+
+    /// The named apps in one query (see [`LoadedApp`]), each decoded on its own: one row that cannot be read (edited
+    /// by hand, a sealed secret that does not open) is an error for that app only. Ids with no
+    /// row are left out.
+    pub fn get_apps(&self, ids: &[String]) -> Result<Vec<LoadedApp>, DbError> {
+        let rows = apps::table
+            .filter(apps::id.eq_any(ids))
+            .select(AppRow::as_select())
+            .load(&mut self.conn()?)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.id.clone(), r.into_config(&self.key)))
+            .collect())
     }
 
     /// Every app's id and stored version: what a running server compares with its memory.
