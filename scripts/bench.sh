@@ -31,6 +31,26 @@ read -r PUSHER_APP_ID PUSHER_APP_KEY PUSHER_APP_SECRET < <("$SERVER" app list --
   python3 -c 'import json,sys; a=json.load(sys.stdin)[0]; print(a["id"], a["key"], a["secret"])')
 export PUSHER_APP_ID PUSHER_APP_KEY PUSHER_APP_SECRET
 
+# A second app that floods the server in the `abuse` scenario; `limited` gives it rate limits.
+abuser() {
+  local app
+  app=$("$SERVER" app create --name "abuser-$1" --json)
+  ABUSER_APP_ID=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' <<<"$app")
+  ABUSER_APP_KEY=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])' <<<"$app")
+  ABUSER_APP_SECRET=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])' <<<"$app")
+  export ABUSER_APP_ID ABUSER_APP_KEY ABUSER_APP_SECRET
+  if [ "$1" = limited ]; then
+    "$SERVER" app set "$ABUSER_APP_ID" --limit max_backend_events_per_second=200 \
+      --limit max_new_connections_per_second=20 --limit max_new_connections_per_second_per_ip=10 >/dev/null
+  fi
+  # The running server picks the app up within app_sync_interval_ms (1 s): until then its
+  # REST path answers 404 (an unsigned request to a known app gets 401).
+  for _ in $(seq 50); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/apps/$ABUSER_APP_ID/channels")" = 404 ] || break
+    sleep 0.1
+  done
+}
+
 run() {
   echo "== $*" >&2
   "$BENCH" --url "http://127.0.0.1:$PORT" --server-pid "$PID" --source-addresses 16 "$@" | tee "$WORK/run.out" >&2
@@ -45,6 +65,8 @@ if [ -n "${QUICK:-}" ]; then
   run http-floor --concurrency 32 --duration 3
   run churn --rate 200 --duration 3
   run floor --connections 1000 --writers 2 --rate 5 --duration 3
+  abuser limited
+  run abuse --subscribers 200 --rate 50 --duration 3
 else
   run connections --connections 19000 --rate 2000 --channels 1 --hold 60
   run fanout --subscribers 10000 --channels 1 --publishers 1 --rate 5 --duration 20
@@ -57,5 +79,11 @@ else
   run floor --connections 9900 --writers 2 --rate 5 --duration 20
   run floor --connections 9900 --writers 2 --rate 8 --duration 20
   run floor --connections 9900 --writers 2 --rate 0 --duration 20
+  # One app floods REST and connections while another's fan-out is measured: first with no
+  # limits on the flooding app, then with its rate limits on.
+  abuser unlimited
+  run abuse --subscribers 1000 --rate 50 --duration 15
+  abuser limited
+  run abuse --subscribers 1000 --rate 50 --duration 15
 fi
 echo "results: $OUT/results.jsonl" >&2

@@ -151,6 +151,33 @@ enum Scenario {
         #[arg(long)]
         port: u16,
     },
+    /// One app floods the server (REST triggers as fast as they are answered, connections
+    /// opened and dropped as fast as they are accepted or refused) while the target app's
+    /// fan-out latency is measured; the same fan-out is measured quiet first. Give the flooding
+    /// app with `--abuser-*`; its rate limits decide how much of the flood the server refuses.
+    Abuse {
+        #[arg(long, env = "ABUSER_APP_ID")]
+        abuser_app_id: String,
+        #[arg(long, env = "ABUSER_APP_KEY")]
+        abuser_key: String,
+        #[arg(long, env = "ABUSER_APP_SECRET", hide_env_values = true)]
+        abuser_secret: String,
+        /// The target app's subscribers (one channel).
+        #[arg(long, default_value_t = 200)]
+        subscribers: u32,
+        /// The target app's events per second.
+        #[arg(long, default_value_t = 50)]
+        rate: u32,
+        /// Seconds of each run (quiet, then flooded).
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Concurrent REST requests of the flood.
+        #[arg(long, default_value_t = 16)]
+        concurrency: u32,
+        /// Concurrent connection loops of the flood.
+        #[arg(long, default_value_t = 8)]
+        connectors: u32,
+    },
     /// Connect, subscribe, unsubscribe and disconnect at a rate; RSS drift per cycle.
     Churn {
         /// Cycles started per second.
@@ -667,6 +694,118 @@ async fn fanout(
         "deliveries_per_sec": delivered as f64 / publish_secs,
         "latency": percentiles_json(&p), "server_cpu_us": cpu,
         "server_cpu_us_per_delivery": cpu_per_delivery,
+    })
+}
+
+/// The flooding app's load in the `abuse` scenario.
+#[derive(Clone, Copy)]
+struct Flood {
+    concurrency: u32,
+    connectors: u32,
+}
+
+/// Counts of the flood: answered, refused (429 / a refused connection), failed otherwise.
+#[derive(Default)]
+struct FloodCounts {
+    requests_ok: Cell<u64>,
+    requests_limited: Cell<u64>,
+    requests_failed: Cell<u64>,
+    connections_ok: Cell<u64>,
+    connections_refused: Cell<u64>,
+}
+
+/// Runs the flood against `abuser` until `stop` is set.
+fn start_flood(
+    abuser: &Target,
+    flood: Flood,
+    stop: &Rc<Cell<bool>>,
+    counts: &Rc<FloodCounts>,
+) -> Vec<actix_rt::task::JoinHandle<()>> {
+    let pool = Rc::new(Pool::new(abuser.source_addresses));
+    let mut tasks = Vec::new();
+    for _ in 0..flood.concurrency.max(1) {
+        let (pool, abuser, stop, counts) =
+            (pool.clone(), abuser.clone(), stop.clone(), counts.clone());
+        tasks.push(actix_rt::spawn(async move {
+            let client = pool.client().clone();
+            let body = trigger_body("flood", 100);
+            while !stop.get() {
+                match rest(&client, &abuser, "POST", "events", &[], &body).await {
+                    Ok(200) => counts.requests_ok.set(counts.requests_ok.get() + 1),
+                    Ok(429) => counts
+                        .requests_limited
+                        .set(counts.requests_limited.get() + 1),
+                    _ => counts.requests_failed.set(counts.requests_failed.get() + 1),
+                }
+            }
+        }));
+    }
+    for _ in 0..flood.connectors {
+        let (pool, url, stop, counts) =
+            (pool.clone(), ws_url(abuser), stop.clone(), counts.clone());
+        tasks.push(actix_rt::spawn(async move {
+            while !stop.get() {
+                match connect(pool.client(), &url).await {
+                    Ok(socket) => {
+                        counts.connections_ok.set(counts.connections_ok.get() + 1);
+                        drop(socket);
+                    }
+                    Err(_) => counts
+                        .connections_refused
+                        .set(counts.connections_refused.get() + 1),
+                }
+            }
+        }));
+    }
+    tasks
+}
+
+/// The target app's fan-out, quiet and then while another app floods the server.
+async fn abuse(
+    target: &Target,
+    abuser: &Target,
+    server: &Server,
+    subscribers: u32,
+    rate: u32,
+    duration: u64,
+    flood: Flood,
+) -> Value {
+    println!("== quiet: {subscribers} subscribers, {rate} events/s for {duration}s ==");
+    let quiet = fanout(target, server, subscribers, 1, 1, rate, duration, 100, 2000).await;
+    println!("== flooded by app {} ==", abuser.app_id);
+    let stop = Rc::new(Cell::new(false));
+    let counts = Rc::new(FloodCounts::default());
+    let tasks = start_flood(abuser, flood, &stop, &counts);
+    let flooded = fanout(target, server, subscribers, 1, 1, rate, duration, 100, 2000).await;
+    stop.set(true);
+    for task in tasks {
+        let _ = task.await;
+    }
+    let p99 = |run: &Value| run["latency"]["p99_us"].as_f64().unwrap_or(f64::NAN);
+    let ratio = p99(&flooded) / p99(&quiet);
+    println!(
+        "flood: {} requests answered, {} refused with 429, {} failed; {} connections accepted, {} refused",
+        counts.requests_ok.get(),
+        counts.requests_limited.get(),
+        counts.requests_failed.get(),
+        counts.connections_ok.get(),
+        counts.connections_refused.get()
+    );
+    println!(
+        "target app p99: quiet {:.2} ms, flooded {:.2} ms ({ratio:.2}x)",
+        p99(&quiet) / 1e3,
+        p99(&flooded) / 1e3
+    );
+    json!({
+        "scenario": "abuse", "quiet": quiet, "flooded": flooded, "p99_ratio": ratio,
+        "flood": {
+            "concurrency": flood.concurrency, "connectors": flood.connectors,
+            "requests_ok": counts.requests_ok.get(),
+            "requests_limited": counts.requests_limited.get(),
+            "requests_failed": counts.requests_failed.get(),
+            "connections_ok": counts.connections_ok.get(),
+            "connections_refused": counts.connections_refused.get(),
+        },
     })
 }
 
@@ -1227,6 +1366,37 @@ fn main() {
             } => http_floor(&target, concurrency, duration).await,
             Scenario::FloorServer { port } => floor_server(port).await,
             Scenario::Churn { rate, duration } => churn(&target, &server, rate, duration).await,
+            Scenario::Abuse {
+                abuser_app_id,
+                abuser_key,
+                abuser_secret,
+                subscribers,
+                rate,
+                duration,
+                concurrency,
+                connectors,
+            } => {
+                let abuser = Target {
+                    app_id: abuser_app_id,
+                    key: abuser_key,
+                    secret: abuser_secret,
+                    ..target.clone()
+                };
+                let flood = Flood {
+                    concurrency,
+                    connectors,
+                };
+                abuse(
+                    &target,
+                    &abuser,
+                    &server,
+                    subscribers,
+                    rate,
+                    duration,
+                    flood,
+                )
+                .await
+            }
         }
     });
     println!("{result}");

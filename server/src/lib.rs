@@ -13,6 +13,7 @@ pub mod http;
 pub mod metrics;
 pub mod node;
 pub mod protocol;
+pub mod ratelimit;
 pub mod settings;
 pub mod state;
 pub mod telemetry;
@@ -64,6 +65,8 @@ pub struct Server {
     tls: Option<Arc<tls::ReloadingCert>>,
     /// The timer that deletes expired admin sessions.
     purge: actix_web::rt::task::JoinHandle<()>,
+    /// The loop that writes message usage (the quota) to the database.
+    usage_keeper: actix_web::rt::task::JoinHandle<()>,
 }
 
 fn into_db(e: AppError) -> DbError {
@@ -108,6 +111,11 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
     let app_sync = apps
         .clone()
         .spawn_sync(Duration::from_millis(settings.app_sync_interval_ms));
+    let usage_keeper = ratelimit::quota::spawn_keeper(
+        db.clone(),
+        directory.clone(),
+        Duration::from_secs(settings.usage_flush_secs.max(1)),
+    );
 
     let admin = Arc::new(admin::AdminState {
         setup_file: std::path::Path::new(&settings.master_key_file).with_file_name("setup-token"),
@@ -220,6 +228,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
         app_sync,
         tls,
         purge,
+        usage_keeper,
     })
 }
 
@@ -296,6 +305,10 @@ impl Server {
         // Let the last close frames reach their sockets before the workers stop.
         actix_web::rt::time::sleep(Duration::from_millis(200)).await;
         self.purge.abort();
+        // The last message counts of this run, so that a restart keeps the quota.
+        self.usage_keeper.abort();
+        let (db, directory) = (self.db.clone(), self.directory.clone());
+        let _ = web::block(move || ratelimit::quota::keep(&db, &directory)).await;
         for handle in &self.handles {
             handle.stop(true).await;
         }

@@ -4,10 +4,15 @@
 //! Hot paths hold pre-resolved per-app handles ([`AppMetrics`]), so counting a delivery is a
 //! plain atomic add, not a label lookup.
 
+use std::sync::Arc;
+
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
+
+use crate::events::Limit;
+use crate::ratelimit::Usage;
 
 /// Every metric of the node.
 pub struct Metrics {
@@ -24,6 +29,8 @@ pub struct Metrics {
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
     rejected: IntCounterVec,
+    rate_limited: IntCounterVec,
+    untracked_addresses: IntCounter,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -121,6 +128,26 @@ impl Default for Metrics {
                 "Refused actions, by reason",
                 &["reason"],
             ),
+            rate_limited: counter(
+                r,
+                "rate_limited_total",
+                "Actions refused by an app's rate limit or message quota, by app and limit",
+                &["app_id", "limit"],
+            ),
+            untracked_addresses: {
+                let c = IntCounter::with_opts(
+                    Opts::new(
+                        "rate_limit_untracked_addresses_total",
+                        "New connections let through uncounted because an app's table of client addresses was full",
+                    )
+                    .namespace("reverb_pusher"),
+                )
+                .expect("valid metric");
+                registry
+                    .register(Box::new(c.clone()))
+                    .expect("unique metric");
+                c
+            },
             registry,
         }
     }
@@ -154,6 +181,8 @@ pub enum Rejected {
     ClientEventRateLimit,
     SlowConsumer,
     RestAuth,
+    /// A new connection over one of the app's connection rates.
+    RateLimited,
 }
 
 impl Rejected {
@@ -172,6 +201,7 @@ impl Rejected {
             Self::ClientEventRateLimit => "client_event_rate_limit",
             Self::SlowConsumer => "slow_consumer",
             Self::RestAuth => "rest_auth",
+            Self::RateLimited => "rate_limited",
         }
     }
 }
@@ -202,6 +232,9 @@ impl Metrics {
             subscriptions: self.subscriptions.with_label_values(&[app_id]),
             channels: self.channels.with_label_values(&[app_id]),
             closed: self.connections_closed.clone(),
+            rate_limited: self.rate_limited.clone(),
+            untracked_addresses: self.untracked_addresses.clone(),
+            usage: Arc::default(),
         }
     }
 
@@ -225,6 +258,11 @@ impl Metrics {
         }
         for kind in ["event", "client_event", "protocol"] {
             let _ = self.messages_sent.remove_label_values(&[app_id, kind]);
+        }
+        for limit in Limit::ALL {
+            let _ = self
+                .rate_limited
+                .remove_label_values(&[app_id, limit.label()]);
         }
     }
 
@@ -264,6 +302,10 @@ pub struct AppMetrics {
     pub subscriptions: IntGauge,
     pub channels: IntGauge,
     closed: IntCounterVec,
+    rate_limited: IntCounterVec,
+    pub untracked_addresses: IntCounter,
+    /// Messages as Pusher counts them, for the app's quota.
+    pub usage: Arc<Usage>,
 }
 
 impl AppMetrics {
@@ -276,6 +318,19 @@ impl AppMetrics {
     pub fn sent(&self, counter: &IntCounter, count: usize, bytes: usize) {
         counter.inc_by(count as u64);
         self.bytes_out.inc_by((count * bytes) as u64);
+    }
+
+    /// Something was refused by one of the app's limits.
+    pub fn rate_limited(&self, limit: Limit) {
+        self.rate_limited
+            .with_label_values(&[&self.app_id, limit.label()])
+            .inc();
+    }
+
+    /// `count` messages in Pusher's sense (see [`crate::ratelimit::quota`]): events accepted
+    /// or delivered.
+    pub fn messages(&self, count: usize) {
+        self.usage.add(count as u64);
     }
 
     pub fn closed(&self, code: Option<u16>) {

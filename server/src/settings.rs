@@ -11,7 +11,7 @@ use shared::limits::{AppLimits, LimitError};
 const ENV_PREFIX: &str = "REVERB_PUSHER_";
 
 /// Every field of [`Settings`], as environment variables name them (a test keeps it in step).
-const FIELDS: [&str; 29] = [
+const FIELDS: [&str; 30] = [
     "tls_cert_file",
     "tls_key_file",
     "tls_reload_secs",
@@ -40,6 +40,7 @@ const FIELDS: [&str; 29] = [
     "log_level",
     "log_format",
     "app_sync_interval_ms",
+    "usage_flush_secs",
     "default_app_limits",
 ];
 
@@ -142,6 +143,9 @@ pub struct Settings {
     /// made elsewhere (the `app` CLI commands, other nodes): created apps start, changed ones
     /// apply, deleted ones stop, without a restart.
     pub app_sync_interval_ms: u64,
+    /// How often (seconds) the apps' message counts for the daily and monthly quota are written
+    /// to the database; a crash loses at most this much of the count.
+    pub usage_flush_secs: u64,
     /// The limits of newly created apps (admin API, panel, CLI). Each limit is optional here;
     /// a missing one takes its built-in default. Existing apps keep their own limits.
     pub default_app_limits: AppLimits,
@@ -178,6 +182,7 @@ impl Default for Settings {
             log_level: "info".into(),
             log_format: LogFormat::Pretty,
             app_sync_interval_ms: 1000,
+            usage_flush_secs: 10,
             default_app_limits: AppLimits::default(),
         }
     }
@@ -302,6 +307,9 @@ impl Settings {
         }
         if self.outbound_buffer_bytes < 1024 {
             return invalid("outbound_buffer_bytes", "must be at least 1024");
+        }
+        if self.usage_flush_secs == 0 {
+            return invalid("usage_flush_secs", "must be at least 1");
         }
         if self.app_sync_interval_ms == 0 {
             return invalid("app_sync_interval_ms", "must be at least 1");

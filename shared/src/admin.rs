@@ -145,6 +145,32 @@ pub struct App {
     /// The stored revision: it increases with every change, from any node or the CLI.
     #[serde(default)]
     pub version: i64,
+    /// Messages used against the app's message quotas.
+    #[serde(default)]
+    pub usage: AppUsage,
+}
+
+/// An app's messages, counted as Pusher counts them (one per API event and channel, one per
+/// client event, one per event delivered to a connection), for its daily and monthly quotas.
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppUsage {
+    /// This UTC day.
+    pub messages_today: u64,
+    /// This UTC calendar month.
+    pub messages_this_month: u64,
+    /// The quota that is used up, if one is: API events are refused with 429 until it resets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub over_quota: Option<QuotaPeriod>,
+}
+
+/// A quota period.
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuotaPeriod {
+    Day,
+    Month,
 }
 
 /// Changes to an app's settings; absent fields stay as they are.
@@ -233,12 +259,15 @@ pub enum DebugKind {
     ClientEvent,
     /// A `pusher:error` or subscription error sent to a client.
     Error,
+    /// A rate limit or quota refused something (a connection, an event, a subscription, an
+    /// API call); `message` names the limit.
+    RateLimited,
     /// From the console itself, for example that events were skipped because it fell behind.
     Notice,
 }
 
 impl DebugKind {
-    pub const ALL: [DebugKind; 8] = [
+    pub const ALL: [DebugKind; 9] = [
         DebugKind::Connection,
         DebugKind::Disconnection,
         DebugKind::Subscribed,
@@ -246,6 +275,7 @@ impl DebugKind {
         DebugKind::ApiMessage,
         DebugKind::ClientEvent,
         DebugKind::Error,
+        DebugKind::RateLimited,
         DebugKind::Notice,
     ];
 
@@ -259,6 +289,7 @@ impl DebugKind {
             DebugKind::ApiMessage => "API message",
             DebugKind::ClientEvent => "Client event",
             DebugKind::Error => "Error",
+            DebugKind::RateLimited => "Rate limited",
             DebugKind::Notice => "Notice",
         }
     }

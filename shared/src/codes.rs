@@ -110,10 +110,17 @@ pub enum Closing {
     PongTimeout,
     /// The app terminated the user's connections through the REST API.
     Terminated,
+    /// The app accepts no more new connections this second: reconnect after a back-off.
+    AppConnectionRate,
+    /// This client address opened more connections this second than the app accepts.
+    AddressConnectionRate,
+    /// The client kept sending client events over a rate limit, and the app closes such
+    /// connections (`close_on_client_event_excess`).
+    ClientEventFlood,
 }
 
 impl Closing {
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 15] = [
         Self::Draining,
         Self::UnsupportedProtocol,
         Self::UnknownApp,
@@ -126,6 +133,9 @@ impl Closing {
         Self::AuthTimeout,
         Self::PongTimeout,
         Self::Terminated,
+        Self::AppConnectionRate,
+        Self::AddressConnectionRate,
+        Self::ClientEventFlood,
     ];
 
     pub const fn code(self) -> CloseCode {
@@ -138,7 +148,11 @@ impl Closing {
             Self::OriginNotAllowed | Self::AuthTimeout | Self::Terminated => {
                 CloseCode::Unauthorized
             }
-            Self::NodeOverCapacity | Self::SlowClient => CloseCode::OverCapacity,
+            Self::NodeOverCapacity
+            | Self::SlowClient
+            | Self::AppConnectionRate
+            | Self::AddressConnectionRate => CloseCode::OverCapacity,
+            Self::ClientEventFlood => CloseCode::ClientEventRejected,
             Self::PongTimeout => CloseCode::PongTimeout,
         }
     }
@@ -158,6 +172,13 @@ impl Closing {
             Self::AuthTimeout => "Connection not authorized within timeout.",
             Self::PongTimeout => "Pong reply not received in time",
             Self::Terminated => "You got disconnected by the app.",
+            Self::AppConnectionRate => {
+                "Too many new connections to this app right now. Please reconnect shortly."
+            }
+            Self::AddressConnectionRate => {
+                "Too many new connections from your address. Please reconnect shortly."
+            }
+            Self::ClientEventFlood => "Client event rate limit exceeded; connection closed.",
         }
     }
 }

@@ -54,6 +54,11 @@ impl std::fmt::Display for LimitError {
 impl std::error::Error for LimitError {}
 
 impl LimitSpec {
+    /// Whether this limit is an on/off switch (range 0..=1); the panel shows a checkbox.
+    pub const fn is_switch(&self) -> bool {
+        self.min == 0 && self.max == 1
+    }
+
     /// The value if it is in range.
     pub fn check(&'static self, value: u32) -> Result<u32, LimitError> {
         if (self.min..=self.max).contains(&value) {
@@ -212,6 +217,44 @@ declare_limits! {
     /// Occupied channels the app may have on this node at once; 0 means unlimited.
     max_channels: default = 0, min = 0, max = 10_000_000,
         label = "Max occupied channels", help = "0 means unlimited";
+    /// New connections the app accepts each second (a burst of as many); over it a connection
+    /// is closed with 4100 and pusher-js retries after a back-off. 0 means unlimited.
+    max_new_connections_per_second: default = 0, min = 0, max = 1_000_000,
+        label = "New connections per second", help = "0 means unlimited";
+    /// New connections the app accepts each second from one client address (an IPv6 address
+    /// counts by its /64); closed with 4100 over it. 0 means unlimited.
+    max_new_connections_per_second_per_ip: default = 0, min = 0, max = 1_000_000,
+        label = "New connections per second, per client address", help = "0 means unlimited";
+    /// Events the REST API accepts each second: one per channel of each triggered event, one
+    /// per batch item. Over it: 429. 0 means unlimited.
+    max_backend_events_per_second: default = 0, min = 0, max = 10_000_000,
+        label = "API events per second", help = "0 means unlimited";
+    /// `GET` requests to the REST API each second. Over it: 429. 0 means unlimited.
+    max_read_requests_per_second: default = 0, min = 0, max = 10_000_000,
+        label = "API read requests per second", help = "0 means unlimited";
+    /// Client events the whole app may send each second, all connections together; 0 means
+    /// unlimited.
+    max_app_client_events_per_second: default = 0, min = 0, max = 10_000_000,
+        label = "Client events per second, whole app", help = "0 means unlimited";
+    /// What a client event over a rate limit does: 0 drops it with `pusher:error` 4301, 1 also
+    /// closes the connection with 4301 (pusher-js does not reconnect after it).
+    close_on_client_event_excess: default = 0, min = 0, max = 1,
+        label = "Close connections that exceed a client-event limit",
+        help = "off: the event is dropped with pusher:error 4301; on: the connection is also closed with 4301";
+    /// Subscribe attempts one connection may make each second; over it the attempt gets
+    /// `pusher:subscription_error` with status 429. 0 means unlimited.
+    max_subscriptions_per_second_per_connection: default = 0, min = 0, max = 100_000,
+        label = "Subscribe attempts per second, per connection", help = "0 means unlimited";
+    /// Subscribe attempts the whole app may receive each second; 0 means unlimited.
+    max_subscriptions_per_second: default = 0, min = 0, max = 10_000_000,
+        label = "Subscribe attempts per second, whole app", help = "0 means unlimited";
+    /// Messages (counted as Pusher counts them) the app may use each UTC day; once used, API
+    /// events answer 429 until the next day. 0 means no quota.
+    max_messages_per_day: default = 0, min = 0, max = u32::MAX,
+        label = "Messages per day (quota)", help = "UTC days; 0 means no quota";
+    /// Messages the app may use each UTC calendar month; 0 means no quota.
+    max_messages_per_month: default = 0, min = 0, max = u32::MAX,
+        label = "Messages per month (quota)", help = "UTC months; 0 means no quota";
 }
 
 /// The range of a limit field (`None` for an unknown field).

@@ -397,6 +397,50 @@ test('unknown app key: pusher-js is refused and does not retry', async () => {
   assert.deepEqual(states, ['disconnected'], 'refused: no reconnection attempt');
 });
 
+test('rate limits: pusher-js retries after a 4100 refusal, the SDK sees 429', async () => {
+  // A second app with tight limits, made with the CLI while the server runs.
+  const limited = JSON.parse(execFileSync(BIN, ['--database-url', databaseUrl, 'app', 'create', '--name', 'limited', '--json']));
+  execFileSync(BIN, ['--database-url', databaseUrl, 'app', 'set', limited.id,
+    '--limit', 'max_new_connections_per_second=1', '--limit', 'max_backend_events_per_second=1']);
+  const limitedSdk = new PusherServer({
+    appId: limited.id, key: limited.key, secret: limited.secret, host: '127.0.0.1', port: String(port), useTLS: false,
+  });
+  // The running server picks the app up within its sync interval.
+  await within((async () => {
+    for (;;) {
+      const known = await limitedSdk.get({ path: '/channels' }).then(() => true, (e) => e.status !== 404);
+      if (known) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })(), 'the new app to be live');
+  const open = () => {
+    const c = new PusherClient(limited.key, {
+      cluster: 'mt1', wsHost: '127.0.0.1', wsPort: port, forceTLS: false, enabledTransports: ['ws'],
+    });
+    openClients.push(c);
+    return c;
+  };
+  const first = open();
+  await once(first.connection, 'connected', 'first connection');
+  const second = open();
+  const states = [];
+  second.connection.bind('state_change', (s) => states.push(s.current));
+  const error = await once(second.connection, 'error', 'the 4100 refusal');
+  assert.equal(error.error.data.code, 4100);
+  // 4100 means "back off, then retry": pusher-js reconnects by itself a second later.
+  await once(second.connection, 'connected', 'the retried connection', 5000);
+  assert.ok(states.includes('connecting'), states.join(','));
+
+  const ok = await limitedSdk.trigger('room', 'e', {});
+  assert.equal(ok.status, 200);
+  assert.equal(ok.headers.get('x-ratelimit-limit'), '1');
+  await assert.rejects(limitedSdk.trigger('room', 'e', {}), (err) => {
+    assert.equal(err.status, 429);
+    assert.match(err.body, /rate_limited/);
+    return true;
+  });
+});
+
 test('the admin API OpenAPI document validates against the OpenAPI schema', async () => {
   const { Validator } = require('@seriousme/openapi-schema-validator');
   const response = await fetch(`http://127.0.0.1:${port}/admin/api/openapi.json`);

@@ -339,6 +339,44 @@ test('settings validate before saving and apply when saved', async () => {
   assert.equal(after.limits.max_presence_members, 42, 'the other change survived the save');
 });
 
+test('rate limits: a switch among the limits, and an app over its quota is marked', async () => {
+  await page.click('.tabs >> text=Settings');
+  await page.waitForSelector('#limit-close_on_client_event_excess');
+  assert.equal(await page.locator('#limit-close_on_client_event_excess').getAttribute('type'), 'checkbox');
+  await page.check('#limit-close_on_client_event_excess');
+  await page.fill('#limit-max_messages_per_day', '1');
+  await page.click('text=Save settings');
+  await textOf('form.settings p.ok', /Saved/);
+  const stored = await page.evaluate(async (id) => (await fetch(`/admin/api/apps/${id}`)).json(), app.id);
+  assert.equal(stored.limits.close_on_client_event_excess, 1);
+  assert.equal(stored.limits.max_messages_per_day, 1);
+
+  const PusherServer = require('pusher');
+  const sdk = new PusherServer({
+    appId: app.id, key: app.key, secret: app.secret, host: '127.0.0.1', port: String(port), useTLS: false,
+  });
+  await sdk.trigger('quota-room', 'e', {});
+  await assert.rejects(sdk.trigger('quota-room', 'e', {}), (err) => err.status === 429);
+  await page.click('nav[aria-label=Main] >> text=Apps');
+  await textOf(`tr[data-app-id="${app.id}"] .over-quota`, /over quota/);
+  await page.click(`tr[data-app-id="${app.id}"] a`);
+  await textOf('#over-quota', /daily message quota/);
+  await textOf('#message-usage', /1 messages today/);
+  await shot('07b-over-quota');
+
+  // Back to no quota for the tests that follow.
+  const status = await page.evaluate(async (id) => {
+    const me = await (await fetch('/admin/api/me')).json();
+    const r = await fetch(`/admin/api/apps/${id}`, {
+      method: 'PATCH',
+      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf_token },
+      body: JSON.stringify({ limits: { max_messages_per_day: 0, close_on_client_event_excess: 0 } }),
+    });
+    return r.status;
+  }, app.id);
+  assert.equal(status, 200);
+});
+
 test('users: add and remove one, but never yourself', async () => {
   await page.click('nav[aria-label=Main] >> text=Users');
   await page.waitForSelector(`tr[data-email="${ADMIN.email}"]`);

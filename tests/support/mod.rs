@@ -90,6 +90,32 @@ impl TestServer {
         self.server.shutdown().await;
     }
 
+    /// Stops the server (a graceful shutdown) and starts a new one with the same settings on
+    /// the same database, on a new port; the app is the same.
+    pub async fn restart(self) -> Self {
+        let Self {
+            server,
+            app,
+            database_url,
+            settings,
+            _db: db,
+            _dir: dir,
+        } = self;
+        server.shutdown().await;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let server = reverb_pusher::start(settings.clone(), listener)
+            .await
+            .expect("server restarts");
+        Self {
+            server,
+            app,
+            database_url,
+            settings,
+            _db: db,
+            _dir: dir,
+        }
+    }
+
     pub fn ws_url(&self, key: &str) -> String {
         format!(
             "ws://{}/app/{key}?protocol=7&client=js&version=8.4.0&flash=false",
@@ -335,11 +361,19 @@ pub struct Rest {
     pub secret: String,
 }
 
-/// A REST response: status and JSON body.
+/// A REST response: status, headers and JSON body.
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,
     pub body: Value,
+    pub headers: awc::http::header::HeaderMap,
+}
+
+impl Response {
+    /// A header's value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
 }
 
 impl Rest {
@@ -399,10 +433,15 @@ impl Rest {
         };
         let mut response = request.send_body(body).await.expect("HTTP request");
         let status = response.status().as_u16();
+        let headers = response.headers().clone();
         let bytes = response.body().limit(1 << 20).await.expect("body");
         let body = serde_json::from_slice(&bytes)
             .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
-        Response { status, body }
+        Response {
+            status,
+            body,
+            headers,
+        }
     }
 
     pub async fn post(&self, endpoint: &str, body: &Value) -> Response {

@@ -12,6 +12,7 @@ mod integration {
     pub mod hardening;
     pub mod operations;
     pub mod presence;
+    pub mod rate_limits;
     pub mod rest;
     pub mod storage;
     pub mod tls;

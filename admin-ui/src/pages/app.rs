@@ -10,7 +10,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::{use_navigate, use_params_map};
 use leptos_router::NavigateOptions;
 use shared::admin::{
-    App, AppLimitsPatch, AppPatch, RotateSecretRequest, LIMITS, USER_AUTH_TIMEOUT_SECS,
+    App, AppLimitsPatch, AppPatch, QuotaPeriod, RotateSecretRequest, LIMITS, USER_AUTH_TIMEOUT_SECS,
 };
 use shared::snippets::{self, Credentials, ServerAddress};
 
@@ -234,6 +234,18 @@ fn Overview(app: Signal<App>) -> impl IntoView {
                 <h2>"Right now"</h2>
                 <p class="big" id="connection-count">{move || app.with(|a| a.connections)}</p>
                 <p class="hint">"connections open on this server (refreshed every few seconds)"</p>
+                <p id="message-usage">
+                    {move || app.with(|a| format!(
+                        "{} messages today, {} this month",
+                        a.usage.messages_today, a.usage.messages_this_month
+                    ))}
+                    {move || app.with(|a| a.usage.over_quota).map(|period| view! {
+                        <span class="badge off" id="over-quota">{match period {
+                            QuotaPeriod::Day => "Over its daily message quota",
+                            QuotaPeriod::Month => "Over its monthly message quota",
+                        }}</span>
+                    })}
+                </p>
                 <p><A href=move || format!("{}/apps/{}/console", crate::BASE, app.with(|a| a.id.clone()))>"Watch them in the debug console"</A></p>
             </div>
         </div>
@@ -437,6 +449,20 @@ fn Settings(
             let id = format!("limit-{field}");
             let key = format!("limits.{field}");
             let note = move || problems.with(|p| p.get(&key).cloned());
+            if spec.is_switch() {
+                // A 0/1 limit is a switch; the form keeps its value as "0" or "1".
+                let checked = Signal::derive(move || value.get() == "1");
+                return view! {
+                    <div class="field">
+                        <label class="check">
+                            <input type="checkbox" id=id name=field prop:checked=checked
+                                on:change=move |ev| value.set(if event_target_checked(&ev) { "1".into() } else { "0".into() }) />
+                            " " {spec.label}
+                        </label>
+                    </div>
+                }
+                .into_any();
+            }
             view! {
                 <div class="field">
                     <label for=id.clone()>{spec.label}</label>
@@ -445,6 +471,7 @@ fn Settings(
                     {move || note().map(|n| view! { <small class="error">{n}</small> })}
                 </div>
             }
+            .into_any()
         })
         .collect_view();
 

@@ -133,7 +133,11 @@ fn AppsTable(apps: Vec<App>, toggle: impl Fn(App) + Copy + Send + Sync + 'static
                                             <span>{if enabled { "On" } else { "Off" }}</span>
                                         </label>
                                     </td>
-                                    <td class="num connections">{app.connections}</td>
+                                    <td class="num connections">{app.connections}
+                                        {app.usage.over_quota.map(|_| view! {
+                                            <span class="badge off over-quota" title="API events are refused until the quota resets">"over quota"</span>
+                                        })}
+                                    </td>
                                 </tr>
                             }
                         })

@@ -47,7 +47,7 @@ fn kind_class(kind: DebugKind) -> &'static str {
         DebugKind::Connection | DebugKind::Subscribed => "k-open",
         DebugKind::Disconnection | DebugKind::Unsubscribed => "k-close",
         DebugKind::ApiMessage | DebugKind::ClientEvent => "k-event",
-        DebugKind::Error => "k-error",
+        DebugKind::Error | DebugKind::RateLimited => "k-error",
         DebugKind::Notice => "k-notice",
     }
 }

@@ -226,7 +226,8 @@ impl Handler<Join> for ChannelActor {
             if joined == Joined::NewMember {
                 let frame =
                     frames::member_added(&self.name, &member.user_id, &member.user_info).into();
-                self.broadcast(&frame, None);
+                let recipients = self.broadcast(&frame, None);
+                self.metrics.messages(recipients);
                 self.events
                     .emit(Kind::MemberAdded, || AppEvent::MemberAdded {
                         channel: self.name.clone(),
@@ -275,7 +276,8 @@ impl Handler<Leave> for ChannelActor {
         if let (Some(presence), Some(user_id)) = (self.presence.as_mut(), sub.user_id) {
             if presence.leave(&user_id) {
                 let frame = frames::member_removed(&self.name, &user_id).into();
-                self.broadcast(&frame, None);
+                let recipients = self.broadcast(&frame, None);
+                self.metrics.messages(recipients);
                 self.events
                     .emit(Kind::MemberRemoved, || AppEvent::MemberRemoved {
                         channel: self.name.clone(),
@@ -305,6 +307,7 @@ impl Handler<Publish> for ChannelActor {
         let recipients = self.broadcast(&frame, msg.except.as_deref());
         self.metrics
             .sent(&self.metrics.sent_events, recipients, frame.len());
+        self.metrics.messages(recipients);
         if let Some(request_id) = &msg.request_id {
             tracing::debug!(request_id = %request_id, channel = %self.name, recipients, "delivered");
         }
@@ -335,6 +338,7 @@ impl Handler<ClientEvent> for ChannelActor {
             recipients,
             msg.frame.len(),
         );
+        self.metrics.messages(recipients);
     }
 }
 

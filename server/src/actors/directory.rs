@@ -11,8 +11,9 @@ use actix::Addr;
 
 use super::supervisor::{AppSupervisor, ChannelIndex};
 use crate::apps::SharedConfig;
-use crate::events::AppEvents;
+use crate::events::{AppEvent, AppEvents, Kind, Limit};
 use crate::metrics::AppMetrics;
+use crate::ratelimit::AppLimiters;
 
 /// What a handler needs to reach one app.
 #[derive(Clone)]
@@ -24,6 +25,21 @@ pub struct AppHandle {
     pub events: AppEvents,
     /// The app's channels that have an actor on this node.
     pub channels: ChannelIndex,
+    /// The app's rate gates and message usage (see [`crate::ratelimit`]).
+    pub limiters: Arc<AppLimiters>,
+}
+
+impl AppHandle {
+    /// Something was refused by one of the app's limits: counted by app and limit, and told to
+    /// the app's event stream (console, statistics).
+    pub fn rate_limited(&self, socket_id: Option<&str>, limit: Limit) {
+        self.metrics.rate_limited(limit);
+        self.events
+            .emit(Kind::RateLimited, || AppEvent::RateLimited {
+                socket_id: socket_id.map(str::to_owned),
+                limit,
+            });
+    }
 }
 
 #[derive(Default)]

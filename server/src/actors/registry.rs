@@ -74,6 +74,7 @@ impl Handler<StartApp> for AppRegistry {
             metrics,
             events,
             channels,
+            limiters: Arc::default(),
         };
         self.directory.insert(&app.id, &app.key, handle);
     }

@@ -72,6 +72,7 @@ pub struct Session {
     last_seen: Instant,
     ping_sent: Option<Instant>,
     client_events: TokenBucket,
+    subscribe_attempts: TokenBucket,
     registered: bool,
     closing: bool,
     /// The close code, for the log and the metrics.
@@ -86,7 +87,7 @@ impl Session {
         node: Arc<NodeState>,
         heartbeat: Heartbeat,
     ) -> Self {
-        let rate = app.config.load().limits.max_client_events_per_second;
+        let limits = app.config.load().limits.clone();
         let now = Instant::now();
         Self {
             socket_id,
@@ -99,7 +100,11 @@ impl Session {
             authorized: false,
             last_seen: now,
             ping_sent: None,
-            client_events: TokenBucket::new(rate, now),
+            client_events: TokenBucket::new(limits.max_client_events_per_second, now),
+            subscribe_attempts: TokenBucket::new(
+                limits.max_subscriptions_per_second_per_connection,
+                now,
+            ),
             registered: false,
             closing: false,
             close_code: None,
@@ -149,13 +154,14 @@ impl Session {
             }
             _ => {}
         }
-        if let Refusal::TooManyChannels { .. } = refusal {
-            self.app
-                .events
-                .emit(Kind::RateLimited, || AppEvent::RateLimited {
-                    socket_id: Some(self.socket_id.clone()),
-                    limit: Limit::ChannelsPerConnection,
-                });
+        let limit = match refusal {
+            Refusal::TooManyChannels { .. } => Some(Limit::ChannelsPerConnection),
+            Refusal::TooFast { .. } => Some(Limit::SubscriptionsPerConnection),
+            Refusal::AppTooFast { .. } => Some(Limit::AppSubscriptions),
+            _ => None,
+        };
+        if let Some(limit) = limit {
+            self.app.rate_limited(Some(&self.socket_id), limit);
         }
         let (kind, status) = (refusal.kind(), refusal.status());
         tracing::debug!(socket_id = %self.socket_id, channel = ?channel, kind, status, "subscription refused");
@@ -212,7 +218,7 @@ impl Session {
                 event,
                 channel,
                 data,
-            }) => self.client_event(&event, channel.as_deref(), &data),
+            }) => self.client_event(&event, channel.as_deref(), &data, ctx),
             Ok(ClientFrame::OtherPusher(event)) => {
                 tracing::debug!(socket_id = %self.socket_id, event = ?event, "ignored unknown pusher event");
             }
@@ -222,6 +228,27 @@ impl Session {
 
     fn subscribe(&mut self, data: SubscribeData, ctx: &mut Context<Self>) {
         let config = self.app.config.load_full();
+        // Every attempt counts, a refused or duplicate one too: the limits bound the work a
+        // client can cause, whatever the answer.
+        let per_connection = config.limits.max_subscriptions_per_second_per_connection;
+        if !self
+            .subscribe_attempts
+            .try_take(per_connection, Instant::now())
+        {
+            let refusal = Refusal::TooFast {
+                max_per_second: per_connection,
+            };
+            self.refuse(&data.channel, &refusal);
+            return;
+        }
+        let per_app = config.limits.max_subscriptions_per_second;
+        if !self.app.limiters.subscriptions.check(per_app).allowed() {
+            let refusal = Refusal::AppTooFast {
+                max_per_second: per_app,
+            };
+            self.refuse(&data.channel, &refusal);
+            return;
+        }
         let request = subscribe::Request {
             socket_id: &self.socket_id,
             config: &config,
@@ -321,7 +348,13 @@ impl Session {
         }
     }
 
-    fn client_event(&mut self, event: &str, channel: Option<&str>, data: &Value) {
+    fn client_event(
+        &mut self,
+        event: &str,
+        channel: Option<&str>,
+        data: &Value,
+        ctx: &mut Context<Self>,
+    ) {
         let config = self.app.config.load();
         let subscriptions = &self.subscriptions;
         let checked = client_event::check(
@@ -333,22 +366,41 @@ impl Session {
             &mut self.client_events,
             Instant::now(),
         );
+        let app_rate = config.limits.max_app_client_events_per_second;
+        let checked = checked.and_then(|accepted| {
+            // The app's total is taken only for an event that passed every other rule.
+            if self.app.limiters.client_events.check(app_rate).allowed() {
+                Ok(accepted)
+            } else {
+                Err(client_event::Refusal::AppRateLimited {
+                    max_per_second: app_rate,
+                })
+            }
+        });
         let accepted = match checked {
             Ok(accepted) => accepted,
             Err(refusal) => {
-                if refusal == client_event::Refusal::RateLimited {
+                let limit = match refusal {
+                    client_event::Refusal::RateLimited => Some(Limit::ClientEventsPerSecond),
+                    client_event::Refusal::AppRateLimited { .. } => {
+                        Some(Limit::AppClientEventsPerSecond)
+                    }
+                    _ => None,
+                };
+                if let Some(limit) = limit {
                     self.node.metrics.rejected(Rejected::ClientEventRateLimit);
-                    self.app
-                        .events
-                        .emit(Kind::RateLimited, || AppEvent::RateLimited {
-                            socket_id: Some(self.socket_id.clone()),
-                            limit: Limit::ClientEventsPerSecond,
-                        });
+                    self.app.rate_limited(Some(&self.socket_id), limit);
+                    if config.limits.close_on_client_event_excess == 1 {
+                        // The close's own `pusher:error` (4301) says why.
+                        self.close(Closing::ClientEventFlood, ctx);
+                        return;
+                    }
                 }
                 self.error(refusal.code(), &refusal.message());
                 return;
             }
         };
+        self.app.metrics.messages(1);
         let Some(sub) = self.subscriptions.get(accepted.channel) else {
             return;
         };

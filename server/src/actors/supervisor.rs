@@ -190,6 +190,7 @@ impl AppSupervisor {
             if let Some(session) = self.sessions.get(socket_id) {
                 session.outbox.send(frame.clone());
                 self.metrics.sent(&self.metrics.sent_events, 1, frame.len());
+                self.metrics.messages(1);
             }
         }
     }
@@ -308,6 +309,7 @@ impl Handler<Subscribe> for AppSupervisor {
         if let Some(max) = self.over_channel_cap(&msg.channel) {
             // Refused before anything is created: no actor, no index entry, no join recorded.
             let socket_id = msg.socket_id;
+            self.metrics.rate_limited(Limit::OccupiedChannels);
             self.events
                 .emit(Kind::RateLimited, || AppEvent::RateLimited {
                     socket_id: Some(socket_id),
@@ -444,6 +446,7 @@ impl Handler<PublishEvents> for AppSupervisor {
             } else if ChannelName::classify(&event.channel).cache {
                 if self.over_channel_cap(&event.channel).is_some() {
                     // Nobody listens, and the app may start no more channels: not cached.
+                    self.metrics.rate_limited(Limit::OccupiedChannels);
                     self.events
                         .emit(Kind::RateLimited, || AppEvent::RateLimited {
                             socket_id: None,

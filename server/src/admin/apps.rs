@@ -15,11 +15,25 @@ use crate::apps::AppConfig;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-async fn connections(state: &AppState, id: &str) -> usize {
-    match state.directory.by_id(id) {
-        Some(handle) => handle.supervisor.send(ConnectionCount).await.unwrap_or(0),
-        None => 0,
-    }
+/// The API's view of a live app: its settings, its open connections on this node and its
+/// message usage.
+async fn view(state: &AppState, config: &AppConfig) -> App {
+    let Some(handle) = state.directory.by_id(&config.id) else {
+        return app_dto(config, 0);
+    };
+    let connections = handle.supervisor.send(ConnectionCount).await.unwrap_or(0);
+    let mut app = app_dto(config, connections);
+    let limits = &config.limits;
+    app.usage = handle
+        .metrics
+        .usage
+        .status(
+            crate::db::now_unix(),
+            limits.max_messages_per_day,
+            limits.max_messages_per_month,
+        )
+        .usage();
+    app
 }
 
 fn live(state: &AppState, id: &str) -> Result<AppConfig, ApiError> {
@@ -32,7 +46,7 @@ fn live(state: &AppState, id: &str) -> Result<AppConfig, ApiError> {
 
 /// The answer to a write: the stored app with its connections on this node.
 async fn written(state: &AppState, config: &AppConfig) -> HttpResponse {
-    HttpResponse::Ok().json(app_dto(config, connections(state, &config.id).await))
+    HttpResponse::Ok().json(view(state, config).await)
 }
 
 /// Every app with its open connections on this node, by name.
@@ -49,7 +63,7 @@ pub async fn list_apps(_: Principal, state: web::Data<AppState>) -> Result<HttpR
     configs.sort_by(|a, b| (a.name.to_lowercase(), &a.id).cmp(&(b.name.to_lowercase(), &b.id)));
     let mut apps = Vec::with_capacity(configs.len());
     for config in &configs {
-        apps.push(app_dto(config, connections(&state, &config.id).await));
+        apps.push(view(&state, config).await);
     }
     Ok(HttpResponse::Ok().json(apps))
 }
@@ -84,7 +98,7 @@ pub async fn get_app(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let config = live(&state, &id)?;
-    Ok(HttpResponse::Ok().json(app_dto(&config, connections(&state, &id).await)))
+    Ok(HttpResponse::Ok().json(view(&state, &config).await))
 }
 
 /// Changes settings. Disabling closes the app's connections (4003); origins apply to new

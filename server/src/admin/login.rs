@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use shared::admin::{ErrorBody, LoginRequest, SessionInfo, SetupRequest, SetupStatus};
 
 use super::auth::{self, Principal, SetupRefusal, Via};
-use super::throttle::{address_key, throttled};
+use super::throttle::throttled;
 use super::users::{validated_email, validated_user};
 use super::write;
 use super::AdminState;
@@ -13,6 +13,7 @@ use crate::db::admin::{SessionRow, UserRow};
 use crate::db::now_unix;
 use crate::db::Db;
 use crate::error::ApiError;
+use crate::http::client::address_key;
 use crate::state::AppState;
 
 /// Creates a session for `user` and answers with it and its cookie.

@@ -189,6 +189,7 @@ impl Modify for SecuritySchemes {
         dto::CreatedApiToken, dto::App, dto::AppLimits, dto::AppLimitsPatch, dto::AppPatch,
         dto::NewApp, dto::RotateSecretRequest, dto::AuditEntry, dto::AuditPage,
         dto::DebugKind, dto::DebugEvent, dto::TriggerEventRequest, dto::TriggerEventResult,
+        dto::AppUsage, dto::QuotaPeriod,
     )),
     modifiers(&SecuritySchemes),
     tags(

@@ -5,13 +5,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use shared::admin::{ErrorBody, NewUser, User, UserPatch};
 
 use super::auth::{self, Principal, Via};
-use super::throttle::{address_key, throttled};
+use super::throttle::throttled;
 use super::AdminState;
 use super::{text, write, AuditRow};
 use crate::db::admin::{DeleteUserError, UserRow};
 use crate::db::Db;
 use crate::db::{now_unix, DbError};
 use crate::error::ApiError;
+use crate::http::client::address_key;
 use crate::state::AppState;
 
 use shared::admin::{MAX_PASSWORD, MIN_PASSWORD};

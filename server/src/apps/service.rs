@@ -510,6 +510,7 @@ pub fn app_dto(c: &AppConfig, connections: usize) -> App {
         previous_secret_expires_at: c.previous_secret.as_ref().map(|p| p.expires_at),
         connections: connections as u64,
         version: c.version,
+        usage: shared::admin::AppUsage::default(),
     }
 }
 

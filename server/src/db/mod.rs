@@ -28,7 +28,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::apps::{AppConfig, AppLimits, PreviousSecret};
 use crypto::{KeyError, MasterKey};
-use schema::{apps, meta};
+use schema::{app_usage, apps, meta};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
 #[cfg(feature = "postgres")]
@@ -589,13 +589,58 @@ impl Db {
         Ok(true)
     }
 
-    /// Deletes an app; [`DbError::NotFound`] if there was none.
+    /// Deletes an app and its usage counts; [`DbError::NotFound`] if there was none.
     pub fn delete_app(&self, id: &str) -> Result<(), DbError> {
-        let deleted = diesel::delete(apps::table.find(id)).execute(&mut self.conn()?)?;
-        if deleted == 0 {
-            return Err(DbError::NotFound);
-        }
-        Ok(())
+        self.conn()?.transaction(|conn| {
+            let deleted = diesel::delete(apps::table.find(id)).execute(conn)?;
+            if deleted == 0 {
+                return Err(DbError::NotFound);
+            }
+            diesel::delete(app_usage::table.filter(app_usage::app_id.eq(id))).execute(conn)?;
+            Ok(())
+        })
+    }
+
+    /// The stored message counts `(app id, day, messages)` of the given apps from `from_day`
+    /// (days since 1970-01-01, UTC) on.
+    pub fn usage_since(
+        &self,
+        ids: &[String],
+        from_day: i64,
+    ) -> Result<Vec<(String, i64, u64)>, DbError> {
+        let rows: Vec<(String, i64, i64)> = app_usage::table
+            .filter(app_usage::app_id.eq_any(ids))
+            .filter(app_usage::day.ge(from_day))
+            .select((app_usage::app_id, app_usage::day, app_usage::messages))
+            .load(&mut self.conn()?)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, day, n)| (id, day, u64::try_from(n).unwrap_or(0)))
+            .collect())
+    }
+
+    /// Adds message counts `(app id, day, messages)`, all in one transaction: each row is
+    /// increased, or created when it does not exist yet.
+    pub fn add_usage(&self, rows: &[(String, i64, u64)]) -> Result<(), DbError> {
+        self.conn()?.transaction(|conn| {
+            for (id, day, n) in rows {
+                let n = i64::try_from(*n).unwrap_or(i64::MAX);
+                let row = app_usage::table.find((id, day));
+                let updated = diesel::update(row)
+                    .set(app_usage::messages.eq(app_usage::messages + n))
+                    .execute(conn)?;
+                if updated == 0 {
+                    diesel::insert_into(app_usage::table)
+                        .values((
+                            app_usage::app_id.eq(id),
+                            app_usage::day.eq(day),
+                            app_usage::messages.eq(n),
+                        ))
+                        .execute(conn)?;
+                }
+            }
+            Ok(())
+        })
     }
 
     /// The raw stored secret column of an app (tests prove it holds no plaintext).

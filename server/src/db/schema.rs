@@ -82,3 +82,13 @@ diesel::table! {
 
 diesel::joinable!(admin_sessions -> admin_users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(admin_sessions, admin_users);
+
+diesel::table! {
+    /// Messages each app used per UTC day, for the message quota.
+    app_usage (app_id, day) {
+        app_id -> Text,
+        /// Days since 1970-01-01 (UTC).
+        day -> BigInt,
+        messages -> BigInt,
+    }
+}

@@ -25,6 +25,7 @@ const SHOWN: Kinds = Kinds::of(&[
     Kind::ApiEvent,
     Kind::ClientEvent,
     Kind::Error,
+    Kind::RateLimited,
 ]);
 
 impl AppEvents {
@@ -115,6 +116,15 @@ pub fn to_debug(stamped: &Stamped) -> Option<DebugEvent> {
             let mut e = entry(DebugKind::Error, socket_id, channel.as_deref());
             e.code = *code;
             e.message = Some(message.clone());
+            e
+        }
+        AppEvent::RateLimited { socket_id, limit } => {
+            let mut e = entry(
+                DebugKind::RateLimited,
+                socket_id.as_deref().unwrap_or_default(),
+                None,
+            );
+            e.message = Some(format!("Refused by the limit {}", limit.label()));
             e
         }
         _ => return None,

@@ -101,9 +101,63 @@ pub enum AppEvent {
 /// Which limit refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limit {
+    /// One connection's client events per second.
     ClientEventsPerSecond,
+    /// The whole app's client events per second.
+    AppClientEventsPerSecond,
     ChannelsPerConnection,
     OccupiedChannels,
+    /// The app's new connections per second.
+    NewConnections,
+    /// New connections per second from one client address.
+    NewConnectionsPerAddress,
+    /// One connection's subscribe attempts per second.
+    SubscriptionsPerConnection,
+    /// The whole app's subscribe attempts per second.
+    AppSubscriptions,
+    /// REST events per second.
+    BackendEvents,
+    /// REST `GET` requests per second.
+    ReadRequests,
+    /// The daily message quota.
+    DailyQuota,
+    /// The monthly message quota.
+    MonthlyQuota,
+}
+
+impl Limit {
+    pub const ALL: [Self; 12] = [
+        Self::ClientEventsPerSecond,
+        Self::AppClientEventsPerSecond,
+        Self::ChannelsPerConnection,
+        Self::OccupiedChannels,
+        Self::NewConnections,
+        Self::NewConnectionsPerAddress,
+        Self::SubscriptionsPerConnection,
+        Self::AppSubscriptions,
+        Self::BackendEvents,
+        Self::ReadRequests,
+        Self::DailyQuota,
+        Self::MonthlyQuota,
+    ];
+
+    /// The name in metrics labels and the console.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::ClientEventsPerSecond => "client_events_per_connection",
+            Self::AppClientEventsPerSecond => "client_events",
+            Self::ChannelsPerConnection => "channels_per_connection",
+            Self::OccupiedChannels => "occupied_channels",
+            Self::NewConnections => "new_connections",
+            Self::NewConnectionsPerAddress => "new_connections_per_address",
+            Self::SubscriptionsPerConnection => "subscriptions_per_connection",
+            Self::AppSubscriptions => "subscriptions",
+            Self::BackendEvents => "backend_events",
+            Self::ReadRequests => "read_requests",
+            Self::DailyQuota => "daily_message_quota",
+            Self::MonthlyQuota => "monthly_message_quota",
+        }
+    }
 }
 
 /// The kind of an [`AppEvent`], as a bit in a consumer's interest mask.

@@ -36,6 +36,23 @@ pub fn client_info(req: &HttpRequest, trusted: &[std::net::IpAddr]) -> ClientInf
     }
 }
 
+/// The key that limits count a client address by (login throttle, connection rates): the address itself (an IPv6 address by its /64, the
+/// block one subscriber gets, so that one client cannot be a million addresses), never a longer
+/// string (the address may come from a proxy's `X-Forwarded-For`, which a client can influence).
+pub fn address_key(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Ok(std::net::IpAddr::V6(v6)) => v6.to_ipv4_mapped().map_or_else(
+            || {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                format!("{}/64", std::net::Ipv6Addr::from(prefix))
+            },
+            |v4| v4.to_string(),
+        ),
+        Err(_) => "unparsable".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::client_info;
@@ -61,5 +78,21 @@ mod tests {
             (spoofed.ip.as_str(), spoofed.https),
             ("198.51.100.7", false)
         );
+    }
+
+    #[test]
+    fn address_keys_are_addresses_only() {
+        assert_eq!(super::address_key("203.0.113.9"), "203.0.113.9");
+        assert_eq!(super::address_key(&"x".repeat(10_000)), "unparsable");
+        // One IPv6 subscriber is one key, however many addresses of its /64 it uses.
+        assert_eq!(
+            super::address_key("2001:db8:1:2:aaaa::1"),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            super::address_key("2001:db8:1:2:bbbb::9"),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(super::address_key("::ffff:203.0.113.9"), "203.0.113.9");
     }
 }

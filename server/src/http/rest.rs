@@ -1,10 +1,14 @@
 //! The Pusher REST API under `/apps/{app_id}/`: signed requests to trigger events and to read
-//! channel state. Errors are JSON `{error, message}` with 400/401/403/404/413.
+//! channel state. Errors are JSON `{error, message}` with 400/401/403/404/413, and 429 (with
+//! `Retry-After`) over the app's rate limits or message quota. A request under a rate limit
+//! gets `X-RateLimit-Limit` (per second), `X-RateLimit-Remaining` and `X-RateLimit-Reset`
+//! (seconds until the full burst is available again).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use actix::dev::SendError;
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -20,9 +24,10 @@ use crate::actors::messages::{
 use crate::apps::AppConfig;
 use crate::db::now_unix;
 use crate::error::ApiError;
-use crate::events::Kind;
+use crate::events::{Kind, Limit};
 use crate::protocol::publish::{tag_request, validate_event, EventBody, Info, OutgoingEvent};
 use crate::protocol::signatures as auth;
+use crate::ratelimit::{quota, whole_seconds, Gate, QuotaPeriod, Verdict};
 use crate::state::AppState;
 
 /// Reads the body up to the configured size; larger bodies are a 413.
@@ -76,6 +81,109 @@ fn authenticate(
         return Err(ApiError::forbidden("The app is disabled"));
     }
     Ok((app, config))
+}
+
+/// Takes `n` from one of the app's REST gates, or refuses with 429 and `Retry-After`.
+fn admit(
+    app: &AppHandle,
+    gate: &Gate,
+    rate: u32,
+    n: u32,
+    limit: Limit,
+    what: &str,
+) -> Result<Verdict, ApiError> {
+    let verdict = gate.check_n(rate, n);
+    let Verdict::Refused {
+        limit: max,
+        retry_after,
+        too_large,
+    } = verdict
+    else {
+        return Ok(verdict);
+    };
+    app.rate_limited(None, limit);
+    let message = if too_large {
+        format!("This request holds {n} {what}, more than the app's limit of {max} per second")
+    } else {
+        format!("Rate limit exceeded: the app accepts at most {max} {what} per second")
+    };
+    Err(
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+            .retry_after(whole_seconds(retry_after).max(1)),
+    )
+}
+
+/// Refuses an event trigger once the app has used its daily or monthly message quota.
+async fn within_quota(
+    state: &AppState,
+    app: &AppHandle,
+    config: &AppConfig,
+) -> Result<(), ApiError> {
+    let limits = &config.limits;
+    if limits.max_messages_per_day == 0 && limits.max_messages_per_month == 0 {
+        return Ok(());
+    }
+    if !app.metrics.usage.is_loaded() {
+        // Just started: what earlier runs counted today must be read before deciding.
+        // With the database down, the count of this run alone decides (the keeper keeps
+        // trying): refusing every event until it is back would be worse.
+        let handle = app.clone();
+        if let Err(e) = crate::db::blocking(&state.db, move |db| quota::load(db, &[handle])).await {
+            tracing::warn!(app_id = %config.id, error = %e, "cannot read stored message usage");
+        }
+    }
+    let status = app.metrics.usage.status(
+        now_unix(),
+        limits.max_messages_per_day,
+        limits.max_messages_per_month,
+    );
+    let Some(period) = status.over else {
+        return Ok(());
+    };
+    let (limit, message) = match period {
+        QuotaPeriod::Day => (
+            Limit::DailyQuota,
+            format!(
+                "Over quota: the app has used its {} messages for today; the quota starts again at 00:00 UTC",
+                limits.max_messages_per_day
+            ),
+        ),
+        QuotaPeriod::Month => (
+            Limit::MonthlyQuota,
+            format!(
+                "Over quota: the app has used its {} messages for this month; the quota starts again on the 1st (UTC)",
+                limits.max_messages_per_month
+            ),
+        ),
+    };
+    app.rate_limited(None, limit);
+    Err(
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "over_quota", message)
+            .retry_after(status.resets_in_secs.unwrap_or(1)),
+    )
+}
+
+/// Adds the `X-RateLimit-*` headers of an admitted request (none when no limit is set).
+fn rate_headers(mut response: HttpResponse, verdict: Verdict) -> HttpResponse {
+    if let Verdict::Allowed {
+        limit,
+        remaining,
+        reset,
+    } = verdict
+    {
+        let headers = response.headers_mut();
+        for (name, value) in [
+            ("x-ratelimit-limit", u64::from(limit)),
+            ("x-ratelimit-remaining", u64::from(remaining)),
+            ("x-ratelimit-reset", whole_seconds(reset)),
+        ] {
+            headers.insert(
+                actix_web::http::header::HeaderName::from_static(name),
+                actix_web::http::header::HeaderValue::from(value),
+            );
+        }
+    }
+    response
 }
 
 fn query_param(req: &HttpRequest, name: &str) -> Option<String> {
@@ -138,12 +246,13 @@ pub async fn trigger_event(
     let body = read_body(payload, state.settings.max_request_body_bytes).await?;
     let (app, config) = authenticate(&req, &state, &app_id, &body)?;
     let (mut events, info) = validate_event(&config, parse_json(&body)?)?;
+    let verdict = admit_events(&state, &app, &config, events.len()).await?;
     let channels: Vec<String> = events.iter().map(|e| e.channel.clone()).collect();
     let request_id = tag_request(&mut events);
     tracing::debug!(app_id = %config.id, %request_id, channels = channels.len(), "REST trigger");
     publish(&app, events).await?;
     if !info.any() {
-        return Ok(HttpResponse::Ok().json(json!({})));
+        return Ok(rate_headers(HttpResponse::Ok().json(json!({})), verdict));
     }
     let counts = app
         .supervisor
@@ -160,7 +269,32 @@ pub async fn trigger_event(
             )
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "channels": rendered })))
+    Ok(rate_headers(
+        HttpResponse::Ok().json(json!({ "channels": rendered })),
+        verdict,
+    ))
+}
+
+/// The quota and the backend-events rate for `n` accepted events (one per channel of each
+/// event); on success they count as `n` messages.
+async fn admit_events(
+    state: &AppState,
+    app: &AppHandle,
+    config: &AppConfig,
+    n: usize,
+) -> Result<Verdict, ApiError> {
+    within_quota(state, app, config).await?;
+    let n = u32::try_from(n).unwrap_or(u32::MAX);
+    let verdict = admit(
+        app,
+        &app.limiters.backend_events,
+        config.limits.max_backend_events_per_second,
+        n,
+        Limit::BackendEvents,
+        "events",
+    )?;
+    app.metrics.messages(n as usize);
+    Ok(verdict)
 }
 
 #[derive(Debug, Deserialize)]
@@ -194,11 +328,12 @@ pub async fn trigger_batch(
         infos.push((events[0].channel.clone(), info));
         all.extend(events);
     }
+    let verdict = admit_events(&state, &app, &config, all.len()).await?;
     let request_id = tag_request(&mut all);
     tracing::debug!(app_id = %config.id, %request_id, events = all.len(), "REST batch trigger");
     publish(&app, all).await?;
     if !infos.iter().any(|(_, info)| info.any()) {
-        return Ok(HttpResponse::Ok().json(json!({})));
+        return Ok(rate_headers(HttpResponse::Ok().json(json!({})), verdict));
     }
     let names = infos.iter().map(|(c, _)| c.clone()).collect();
     let counts = app
@@ -211,7 +346,10 @@ pub async fn trigger_batch(
         .zip(counts)
         .map(|((channel, info), c)| info.render(channel, c.subscriptions, c.users))
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "batch": rendered })))
+    Ok(rate_headers(
+        HttpResponse::Ok().json(json!({ "batch": rendered })),
+        verdict,
+    ))
 }
 
 /// `GET /apps/{app_id}/channels`
@@ -220,7 +358,8 @@ pub async fn list_channels(
     app_id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (app, _) = authenticate(&req, &state, &app_id, b"")?;
+    let (app, config) = authenticate(&req, &state, &app_id, b"")?;
+    let verdict = admit_read(&app, &config)?;
     let prefix = query_param(&req, "filter_by_prefix").filter(|p| !p.is_empty());
     let info = Info::parse(query_param(&req, "info").as_deref())?;
     if info.cache {
@@ -249,7 +388,22 @@ pub async fn list_channels(
             (name, rendered)
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "channels": channels })))
+    Ok(rate_headers(
+        HttpResponse::Ok().json(json!({ "channels": channels })),
+        verdict,
+    ))
+}
+
+/// The read-requests rate of a `GET`.
+fn admit_read(app: &AppHandle, config: &AppConfig) -> Result<Verdict, ApiError> {
+    admit(
+        app,
+        &app.limiters.read_requests,
+        config.limits.max_read_requests_per_second,
+        1,
+        Limit::ReadRequests,
+        "read requests",
+    )
 }
 
 fn path_channel<'a>(config: &AppConfig, name: &'a str) -> Result<ChannelName<'a>, ApiError> {
@@ -265,6 +419,7 @@ pub async fn get_channel(
 ) -> Result<HttpResponse, ApiError> {
     let (app_id, channel) = path.into_inner();
     let (app, config) = authenticate(&req, &state, &app_id, b"")?;
+    let verdict = admit_read(&app, &config)?;
     let name = path_channel(&config, &channel)?;
     let info = Info::parse(query_param(&req, "info").as_deref())?;
     if info.user_count && name.kind != ChannelKind::Presence {
@@ -303,7 +458,7 @@ pub async fn get_channel(
             ),
         );
     }
-    Ok(HttpResponse::Ok().json(out))
+    Ok(rate_headers(HttpResponse::Ok().json(out), verdict))
 }
 
 /// `GET /apps/{app_id}/channels/{channel_name}/users`
@@ -314,6 +469,7 @@ pub async fn list_channel_users(
 ) -> Result<HttpResponse, ApiError> {
     let (app_id, channel) = path.into_inner();
     let (app, config) = authenticate(&req, &state, &app_id, b"")?;
+    let verdict = admit_read(&app, &config)?;
     if !path_channel(&config, &channel)?.is_presence() {
         return Err(ApiError::bad_request(
             "The channel must be a presence channel.",
@@ -325,7 +481,10 @@ pub async fn list_channel_users(
         .await
         .map_err(mailbox_error)?;
     let users: Vec<Value> = users.into_iter().map(|id| json!({ "id": id })).collect();
-    Ok(HttpResponse::Ok().json(json!({ "users": users })))
+    Ok(rate_headers(
+        HttpResponse::Ok().json(json!({ "users": users })),
+        verdict,
+    ))
 }
 
 /// `POST /apps/{app_id}/users/{user_id}/terminate_connections`

@@ -10,9 +10,15 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use rand::Rng;
 use shared::{frames, Closing};
 
+use crate::actors::directory::AppHandle;
 use crate::actors::outbox::{Bounds, Outbound, Outbox};
 use crate::actors::session::{Heartbeat, Session};
+use crate::apps::AppLimits;
+use crate::events::Limit;
+use crate::http::client::{address_key, client_info};
 use crate::metrics::Rejected;
+use crate::ratelimit::AddressVerdict;
+use crate::settings::Settings;
 use crate::state::AppState;
 
 /// Protocol versions this server speaks; a missing `protocol` counts as the newest.
@@ -45,6 +51,37 @@ fn check_protocol(req: &HttpRequest) -> Result<(), Closing> {
 /// escapes whatever it holds (newlines, terminal escapes), so it cannot forge log lines.
 fn log_refused(key: &str, why: Closing) {
     tracing::info!(app_key = ?key, code = why.code().code(), reason = why.reason(), "connection refused");
+}
+
+/// The app's new-connection rates: per client address first (so that one address over its
+/// rate does not use up the app's), then the app's. `None` when the connection may go on.
+fn connection_rate(
+    req: &HttpRequest,
+    app: &AppHandle,
+    limits: &AppLimits,
+    settings: &Settings,
+) -> Option<(Closing, Limit)> {
+    let per_address = limits.max_new_connections_per_second_per_ip;
+    if per_address > 0 {
+        let ip = client_info(req, &settings.trusted_proxies).ip;
+        match app
+            .limiters
+            .new_connections_by_address
+            .check(per_address, &address_key(&ip))
+        {
+            AddressVerdict::Allowed => {}
+            AddressVerdict::Untracked => app.metrics.untracked_addresses.inc(),
+            AddressVerdict::Refused { .. } => {
+                return Some((
+                    Closing::AddressConnectionRate,
+                    Limit::NewConnectionsPerAddress,
+                ))
+            }
+        }
+    }
+    let per_app = limits.max_new_connections_per_second;
+    (!app.limiters.new_connections.check(per_app).allowed())
+        .then_some((Closing::AppConnectionRate, Limit::NewConnections))
 }
 
 pub async fn connect_app(
@@ -97,6 +134,11 @@ pub async fn connect_app(
         }
         if !config.enabled {
             refuse(Closing::AppDisabled, Rejected::AppDisabled);
+            return Ok(response);
+        }
+        if let Some((why, limit)) = connection_rate(&req, &app, &config.limits, settings) {
+            app.rate_limited(None, limit);
+            refuse(why, Rejected::RateLimited);
             return Ok(response);
         }
     }

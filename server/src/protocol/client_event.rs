@@ -23,16 +23,22 @@ pub enum Refusal {
     TooLarge {
         max: u32,
     },
+    /// Over the sender's own rate.
     RateLimited,
+    /// Over the whole app's rate (decided by the app's shared gate, after every rule here).
+    AppRateLimited {
+        max_per_second: u32,
+    },
 }
 
 impl Refusal {
     /// The code sent with the error: limits use 4301, the rest none (Pusher's behaviour).
     pub fn code(&self) -> Option<CloseCode> {
         match self {
-            Self::NameTooLong { .. } | Self::TooLarge { .. } | Self::RateLimited => {
-                Some(CloseCode::ClientEventRejected)
-            }
+            Self::NameTooLong { .. }
+            | Self::TooLarge { .. }
+            | Self::RateLimited
+            | Self::AppRateLimited { .. } => Some(CloseCode::ClientEventRejected),
             _ => None,
         }
     }
@@ -54,6 +60,9 @@ impl Refusal {
                 format!("Client event data is larger than the allowed {max} bytes")
             }
             Self::RateLimited => "Client event rejected due to rate limit".into(),
+            Self::AppRateLimited { max_per_second } => format!(
+                "Client event rejected due to rate limit: the app accepts at most {max_per_second} client events per second"
+            ),
         }
     }
 }

@@ -67,6 +67,14 @@ pub enum Refusal {
     PresenceFull {
         max: u32,
     },
+    /// The connection made more subscribe attempts this second than the app allows.
+    TooFast {
+        max_per_second: u32,
+    },
+    /// The whole app received more subscribe attempts this second than it allows.
+    AppTooFast {
+        max_per_second: u32,
+    },
 }
 
 impl Refusal {
@@ -82,7 +90,9 @@ impl Refusal {
             Self::MemberTooLarge(_)
             | Self::TooManyChannels { .. }
             | Self::AppChannelsFull { .. }
-            | Self::PresenceFull { .. } => "LimitReached",
+            | Self::PresenceFull { .. }
+            | Self::TooFast { .. }
+            | Self::AppTooFast { .. } => "LimitReached",
         }
     }
 
@@ -94,7 +104,10 @@ impl Refusal {
             Self::BadSignature(_) | Self::NotSignedIn => 401,
             Self::NotAuthorized(_) => 403,
             Self::MemberTooLarge(_) => 4301,
-            Self::TooManyChannels { .. } | Self::AppChannelsFull { .. } => 429,
+            Self::TooManyChannels { .. }
+            | Self::AppChannelsFull { .. }
+            | Self::TooFast { .. }
+            | Self::AppTooFast { .. } => 429,
             Self::PresenceFull { .. } => 4100,
         }
     }
@@ -120,6 +133,12 @@ impl Refusal {
             Self::PresenceFull { .. } => {
                 "The maximum members per presence channel limit was reached".to_owned()
             }
+            Self::TooFast { max_per_second } => format!(
+                "Rate limit reached: a connection may make at most {max_per_second} subscribe attempts per second; retry later"
+            ),
+            Self::AppTooFast { max_per_second } => format!(
+                "Rate limit reached: the app accepts at most {max_per_second} subscribe attempts per second; retry later"
+            ),
         }
     }
 }
