@@ -69,12 +69,13 @@ type Direct<C> = RateLimiter<NotKeyed, InMemoryState, C, StateInformationMiddlew
 
 struct Limiter<C: Clock> {
     rate: u32,
-    limiter: Option<Direct<C>>,
+    limiter: Direct<C>,
 }
 
 /// One shared rate gate (one app, one kind of action).
 pub struct Gate<C: Clock = DefaultClock> {
     clock: C,
+    /// The limiter of the last non-zero rate asked for.
     current: ArcSwap<Limiter<C>>,
 }
 
@@ -86,58 +87,62 @@ impl Default for Gate<DefaultClock> {
 
 impl<C: Clock + Clone> Gate<C> {
     pub fn with_clock(clock: C) -> Self {
+        // A placeholder until a rate is set (a rate of 1 that is never asked for: any check
+        // names its own rate, and a different one rebuilds).
+        let placeholder =
+            RateLimiter::direct_with_clock(Quota::per_second(NonZeroU32::MIN), clock.clone())
+                .with_middleware::<StateInformationMiddleware>();
         Self {
             current: ArcSwap::from_pointee(Limiter {
                 rate: 0,
-                limiter: None,
+                limiter: placeholder,
             }),
             clock,
         }
     }
 
-    fn limiter_for(&self, rate: u32) -> Arc<Limiter<C>> {
-        let current = self.current.load_full();
-        if current.rate == rate {
+    /// The limiter at `rate` (not 0), rebuilt if the rate changed.
+    fn limiter_for(&self, rate: NonZeroU32) -> arc_swap::Guard<Arc<Limiter<C>>> {
+        let current = self.current.load();
+        if current.rate == rate.get() {
             return current;
         }
         // The limit changed: a fresh limiter at the new rate. Two threads racing here each
         // build one and the later store wins; either is a correct fresh gate.
-        let fresh = Arc::new(Limiter {
-            rate,
-            limiter: NonZeroU32::new(rate).map(|n| {
-                RateLimiter::direct_with_clock(Quota::per_second(n), self.clock.clone())
-                    .with_middleware::<StateInformationMiddleware>()
-            }),
-        });
-        self.current.store(fresh.clone());
-        fresh
+        self.current.store(Arc::new(Limiter {
+            rate: rate.get(),
+            limiter: RateLimiter::direct_with_clock(Quota::per_second(rate), self.clock.clone())
+                .with_middleware::<StateInformationMiddleware>(),
+        }));
+        self.current.load()
     }
 
-    /// Takes `n` (at least 1) from the gate at `rate` per second (0: unlimited).
+    /// Takes `n` (at least 1) from the gate at `rate` per second (0: unlimited, and no atomic
+    /// operation at all, which is the default for every gate).
     pub fn check_n(&self, rate: u32, n: u32) -> Verdict {
-        let current = self.limiter_for(rate);
-        let Some(limiter) = &current.limiter else {
+        let Some(rate) = NonZeroU32::new(rate) else {
             return Verdict::Unlimited;
         };
+        let current = self.limiter_for(rate);
         let n = NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
-        match limiter.check_n(n) {
+        match current.limiter.check_n(n) {
             Ok(Ok(snapshot)) => {
                 let remaining = snapshot.remaining_burst_capacity();
                 let quota = snapshot.quota();
                 let missing = quota.burst_size().get().saturating_sub(remaining);
                 Verdict::Allowed {
-                    limit: rate,
+                    limit: rate.get(),
                     remaining,
                     reset: quota.replenish_interval() * missing,
                 }
             }
             Ok(Err(not_until)) => Verdict::Refused {
-                limit: rate,
+                limit: rate.get(),
                 retry_after: not_until.wait_time_from(self.clock.now()),
                 too_large: false,
             },
             Err(_) => Verdict::Refused {
-                limit: rate,
+                limit: rate.get(),
                 retry_after: Duration::from_secs(1),
                 too_large: true,
             },
@@ -196,6 +201,9 @@ impl<C: Clock + Clone> AddressGate<C> {
 
     /// One new connection from `address` (an address key) at `rate` per second (0: unlimited).
     pub fn check(&self, rate: u32, address: &str) -> AddressVerdict {
+        if rate == 0 {
+            return AddressVerdict::Allowed;
+        }
         let mut current = self.current.load_full();
         if current.rate != rate {
             let fresh = Arc::new(KeyedLimiter {
