@@ -82,7 +82,7 @@ pub fn check_secret(secret: &str) -> Result<(), CredentialError> {
         })
     };
     let length = secret.chars().count();
-    if length < MIN_SECRET || length > MAX_SECRET {
+    if !(MIN_SECRET..=MAX_SECRET).contains(&length) {
         return fail(format!(
             "secret must be between {MIN_SECRET} and {MAX_SECRET} characters"
         ));

@@ -12,13 +12,13 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Format {
-    /// soketi's JSON config: `{"appManager": {"array": {"apps": [...]}}}`, camelCase.
+    /// soketi's JSON config: `{"appManager": {"array": {"apps": [...]}}}`, camel case.
     Soketi,
-    /// soketi's SQL `apps` table exported as a JSON array of rows (snake_case columns).
+    /// soketi's SQL `apps` table exported as a JSON array of rows (snake case columns).
     SoketiSqlJson,
     /// soketi's SQL `apps` table exported as CSV with a header row.
     SoketiSqlCsv,
-    /// sockudo's config: `{"app_manager": {"array": {"apps": [...]}}}`, snake_case.
+    /// sockudo's config: `{"app_manager": {"array": {"apps": [...]}}}`, snake case.
     Sockudo,
     /// Laravel Reverb's environment: `REVERB_APP_ID`, `REVERB_APP_KEY`, `REVERB_APP_SECRET`...
     ReverbEnv,

@@ -162,10 +162,11 @@ fn Plan(report: ImportReport) -> impl IntoView {
                         .into_iter()
                         .map(|app| {
                             let class = if app.action.is_problem() { "problem" } else { "" };
+                            let row_id = app.id.clone();
                             let changes = (!app.changes.is_empty())
                                 .then(|| format!("Changes: {}", app.changes.join(", ")));
                             view! {
-                                <tr class=class data-app-id=app.id.clone()>
+                                <tr class=class data-app-id=row_id>
                                     <td class="action">{action_label(app.action)}</td>
                                     <td><code>{app.id}</code></td>
                                     <td><code>{app.key}</code></td>

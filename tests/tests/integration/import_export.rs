@@ -12,8 +12,11 @@ use reverb_pusher::apps::transfer::{self, Format};
 use reverb_pusher_tests::{Admin, Client, Received, Rest, TestServer, WAIT};
 use serde_json::{json, Value};
 
-/// The fixtures and what each holds: its format and the apps (id, key, secret) in it.
-const FIXTURES: &[(&str, Format, &[(&str, &str, &str)])] = &[
+/// An app's id, key and secret.
+type Credentials = (&'static str, &'static str, &'static str);
+
+/// The fixtures and what each holds: its format and the apps in it.
+const FIXTURES: &[(&str, Format, &[Credentials])] = &[
     (
         "soketi.json",
         Format::Soketi,

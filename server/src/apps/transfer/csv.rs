@@ -21,7 +21,6 @@ pub fn rows(text: &str) -> Result<Vec<Vec<String>>, TransferError> {
                 cell.push('"');
             }
             (true, '"') => quoted = false,
-            (true, c) => cell.push(c),
             (false, '"') if cell.is_empty() => quoted = true,
             (false, ',') => row.push(std::mem::take(&mut cell)),
             (false, '\r') => {}
@@ -29,7 +28,7 @@ pub fn rows(text: &str) -> Result<Vec<Vec<String>>, TransferError> {
                 row.push(std::mem::take(&mut cell));
                 rows.push(std::mem::take(&mut row));
             }
-            (false, c) => cell.push(c),
+            (_, c) => cell.push(c),
         }
     }
     if quoted {

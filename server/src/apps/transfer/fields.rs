@@ -47,6 +47,21 @@ pub fn json_apps(text: &str, path: &[&str]) -> Result<Vec<Value>, TransferError>
     })
 }
 
+/// Each app of a JSON list as its fields.
+pub fn objects(list: Vec<Value>) -> Result<Vec<Fields>, TransferError> {
+    list.into_iter()
+        .map(|app| {
+            if let Value::Object(map) = app {
+                Ok(Fields::from_map(map))
+            } else {
+                Err(TransferError::Unreadable(
+                    "every app must be a JSON object".into(),
+                ))
+            }
+        })
+        .collect()
+}
+
 /// One app's fields, each taken once.
 pub struct Fields {
     fields: Vec<(String, Value)>,
@@ -184,6 +199,7 @@ pub enum Target {
 
 /// What one app of a file becomes while its fields are read: the settings, and what was left
 /// out.
+#[derive(Default)]
 pub struct Builder {
     pub settings: AppPatch,
     pub limits: AppLimitsPatch,
@@ -192,11 +208,7 @@ pub struct Builder {
 
 impl Builder {
     pub fn new() -> Self {
-        Self {
-            settings: AppPatch::default(),
-            limits: AppLimitsPatch::default(),
-            unmapped: Vec::new(),
-        }
+        Self::default()
     }
 
     /// Sets `target` from the field `name` = `v`.

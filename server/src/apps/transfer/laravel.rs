@@ -4,6 +4,8 @@
 //! (`id`, `name`, `capacity`, `enable_client_messages`...). Laravel keeps these in PHP; people
 //! give us the array as JSON (`php artisan tinker` → `json_encode(config('reverb.apps.apps'))`).
 
+use std::fmt::Write;
+
 use serde_json::{json, Map, Value};
 
 use super::fields::{self, credentials, Builder, Fields, Scale, Target};
@@ -85,21 +87,10 @@ fn reverb_entry(mut row: Fields, position: usize, env: bool) -> Entry {
     Ok(app.finish(id, key, secret))
 }
 
-fn objects(list: Vec<Value>) -> Result<Vec<Fields>, TransferError> {
-    list.into_iter()
-        .map(|app| match app {
-            Value::Object(map) => Ok(Fields::from_map(map)),
-            _ => Err(TransferError::Unreadable(
-                "every app must be a JSON object".into(),
-            )),
-        })
-        .collect()
-}
-
 /// The `apps` of `config/reverb.php`, as JSON: a list, `{"apps": [...]}` or
 /// `{"apps": {"provider": ..., "apps": [...]}}`.
 pub fn parse_reverb_json(text: &str) -> Result<Vec<Entry>, TransferError> {
-    Ok(objects(fields::json_apps(text, &[])?)?
+    Ok(fields::objects(fields::json_apps(text, &[])?)?
         .into_iter()
         .enumerate()
         .map(|(i, row)| reverb_entry(row, i, false))
@@ -184,7 +175,7 @@ pub fn render_reverb_env(apps: &[AppConfig], with_secrets: bool) -> Result<Strin
     };
     let mut out = String::new();
     let mut line = |name: &str, value: &str| {
-        out.push_str(&format!("{name}={}\n", env_quoted(value)));
+        let _ = writeln!(out, "{name}={}", env_quoted(value));
     };
     line("REVERB_APP_ID", &app.id);
     line("REVERB_APP_KEY", &app.key);
@@ -279,7 +270,7 @@ fn websockets_entry(mut row: Fields, position: usize) -> Entry {
 
 /// The `apps` of laravel-websockets' `config/websockets.php`, as JSON.
 pub fn parse_websockets(text: &str) -> Result<Vec<Entry>, TransferError> {
-    Ok(objects(fields::json_apps(text, &[])?)?
+    Ok(fields::objects(fields::json_apps(text, &[])?)?
         .into_iter()
         .enumerate()
         .map(|(i, row)| websockets_entry(row, i))

@@ -6,8 +6,8 @@
 //! imported change is stored, audited and applied live like any other.
 //!
 //! The formats (`shared::transfer::Format`): soketi's config and its SQL `apps` table as JSON
-//! or CSV, sockudo's config ([`soketi`], one family: the same settings, camelCase or
-//! snake_case), Laravel Reverb's `.env` and `config/reverb.php` apps as JSON, laravel-websockets'
+//! or CSV, sockudo's config ([`soketi`], one family: the same settings, camel case or
+//! snake case), Laravel Reverb's `.env` and `config/reverb.php` apps as JSON, laravel-websockets'
 //! apps as JSON ([`laravel`]), and a plain `id,key,secret,name` CSV for Pusher ([`csv`]).
 //!
 //! Every setting of a file either maps to one of ours or is reported, per app, as unmapped

@@ -273,6 +273,7 @@ mod tests {
 
     #[test]
     fn conflicts_and_invalid_entries_are_reported_not_written() {
+        use ImportAction::{Conflict, Create, Invalid};
         let mut stored = AppConfig::generate("other");
         stored.id = "9".into();
         stored.key = "taken".into();
@@ -290,7 +291,6 @@ mod tests {
             }),
         ];
         let planned = plan(entries, &[stored], AppConfig::generate);
-        use ImportAction::{Conflict, Create, Invalid};
         assert_eq!(
             actions(&planned),
             [Conflict, Create, Conflict, Conflict, Invalid, Invalid, Invalid, Invalid]

@@ -1,6 +1,6 @@
-//! soketi and sockudo: soketi's JSON config (`appManager.array.apps`, camelCase), soketi's SQL
-//! `apps` table exported as JSON rows or CSV (snake_case, `_per_sec` columns), and sockudo's
-//! config (`app_manager.array.apps`, snake_case). One family: the same settings under names
+//! soketi and sockudo: soketi's JSON config (`appManager.array.apps`, camel case), soketi's SQL
+//! `apps` table exported as JSON rows or CSV (snake case, `_per_sec` columns), and sockudo's
+//! config (`app_manager.array.apps`, snake case). One family: the same settings under names
 //! that differ only in case and a few abbreviations, so one table maps them all.
 
 use serde_json::{json, Map, Value};
@@ -69,8 +69,13 @@ const NOT_YET: &[(&[&str], &str)] = &[
 ];
 
 pub fn parse(text: &str, format: Format) -> Result<Vec<Entry>, TransferError> {
-    let rows: Vec<Fields> = match format {
-        Format::SoketiSqlCsv => csv::records(text)?
+    let path: &[&str] = match format {
+        Format::Soketi => &["appManager", "array"],
+        Format::Sockudo => &["app_manager", "array"],
+        _ => &[],
+    };
+    let rows: Vec<Fields> = if format == Format::SoketiSqlCsv {
+        csv::records(text)?
             .into_iter()
             .map(|row| {
                 Fields::new(
@@ -79,23 +84,9 @@ pub fn parse(text: &str, format: Format) -> Result<Vec<Entry>, TransferError> {
                         .collect(),
                 )
             })
-            .collect(),
-        _ => {
-            let path: &[&str] = match format {
-                Format::Soketi => &["appManager", "array"],
-                Format::Sockudo => &["app_manager", "array"],
-                _ => &[],
-            };
-            fields::json_apps(text, path)?
-                .into_iter()
-                .map(|app| match app {
-                    Value::Object(map) => Ok(Fields::from_map(map)),
-                    _ => Err(TransferError::Unreadable(
-                        "every app must be a JSON object".into(),
-                    )),
-                })
-                .collect::<Result<_, _>>()?
-        }
+            .collect()
+    } else {
+        fields::objects(fields::json_apps(text, path)?)?
     };
     Ok(rows
         .into_iter()
@@ -141,7 +132,7 @@ fn entry(mut row: Fields, position: usize) -> Entry {
 
 /// Kilobytes as soketi writes them: whole where exact.
 fn kb(bytes: u32) -> Value {
-    if bytes % 1024 == 0 {
+    if bytes.is_multiple_of(1024) {
         json!(bytes / 1024)
     } else {
         json!(f64::from(bytes) / 1024.0)
