@@ -201,11 +201,17 @@ fn CreateApp() -> impl IntoView {
         leptos::task::spawn_local(async move {
             match api::post::<_, App>("/apps", &request).await {
                 Ok(app) => navigate(&format!("/apps/{}", app.id), NavigateOptions::default()),
-                Err(e) if e.status == 409 => error.set(Some(format!(
-                    "{} Choose another {}, or import the app to update the existing one.",
-                    e.message,
-                    e.field.as_deref().unwrap_or("value")
-                ))),
+                Err(e) if e.status == 409 => {
+                    let field = if e.field.as_deref() == Some("id") {
+                        "app ID"
+                    } else {
+                        "key"
+                    };
+                    error.set(Some(format!(
+                        "Another app has this {field} already. Choose another {field}, or \
+                         import the app to update the one you have."
+                    )));
+                }
                 Err(e) => error.set(Some(e.message)),
             }
             busy.set(false);
