@@ -59,8 +59,10 @@ impl AppService {
                 Ok(()) => {}
                 Err(e @ (AppError::Taken(_) | AppError::NotFound(_))) => {
                     entry.action = ImportAction::Conflict;
-                    entry.message =
-                        Some(format!("{e} (changed by someone else during the import)"));
+                    entry.message = Some(format!(
+                        "{e} (changed by someone else during the import; on MySQL/MariaDB \
+                             also an id or key that differs from another only in letter case)"
+                    ));
                 }
                 Err(AppError::Invalid(e)) => {
                     entry.action = ImportAction::Invalid;
