@@ -134,6 +134,10 @@ impl From<crate::apps::AppError> for ApiError {
                 "conflict",
                 "The app kept changing while this change was made; nothing was changed. Retry.",
             ),
+            AppError::Taken(field) => Self {
+                field: Some(field),
+                ..Self::conflict("conflict", AppError::Taken(field).to_string())
+            },
             AppError::Db(e) => e.into(),
         }
     }

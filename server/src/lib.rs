@@ -6,6 +6,7 @@
 pub mod actors;
 pub mod admin;
 pub mod apps;
+pub mod cli;
 pub mod db;
 pub mod error;
 pub mod events;

@@ -175,7 +175,7 @@ pub enum QuotaPeriod {
 
 /// Changes to an app's settings; absent fields stay as they are.
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -197,11 +197,22 @@ pub struct AppPatch {
     pub limits: Option<AppLimitsPatch>,
 }
 
-/// A new app: a name, and optionally any setting (the rest take their defaults).
+/// A new app: a name, optionally the credentials it keeps from another server (generated when
+/// absent; see `shared::credentials` for what is accepted), and optionally any setting (the
+/// rest take their defaults).
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct NewApp {
     pub name: String,
+    /// An existing app id to keep; generated (numeric) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// An existing app key to keep; generated when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// An existing app secret to keep; generated when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
     #[serde(flatten)]
     pub settings: AppPatch,
 }

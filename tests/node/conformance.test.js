@@ -451,7 +451,35 @@ test('the admin API OpenAPI document validates against the OpenAPI schema', asyn
   assert.equal(result.valid, true, JSON.stringify(result.errors, null, 2));
   assert.match(doc.openapi, /^3\.1\./);
   const operations = Object.values(doc.paths).flatMap((item) => Object.keys(item));
-  assert.equal(operations.length, 21, 'every admin endpoint is described');
+  assert.equal(operations.length, 22, 'every admin endpoint is described');
+});
+
+// Issue 19: apps moved from Pusher keep their credentials, so their clients need no change.
+test('`reverb-pusher app import`: pusher-js connects with the imported key, the SDK triggers with the imported secret', async () => {
+  const fixture = path.resolve(__dirname, '../fixtures/import/pusher.csv');
+  const report = JSON.parse(execFileSync(BIN, ['--database-url', databaseUrl, 'app', 'import', fixture, '--json']));
+  assert.equal(report.applied, true);
+  assert.deepEqual(report.apps.map((a) => a.action), ['create', 'create']);
+  const [id, key, secret] = fs.readFileSync(fixture, 'utf8').trim().split('\n')[1].split(',');
+  const imported = new PusherServer({ appId: id, key, secret, host: '127.0.0.1', port: String(port), useTLS: false });
+  // The running server picks the app up within app_sync_interval_ms: REST answers 404 until then.
+  for (let i = 0; ; i += 1) {
+    const ready = await imported.get({ path: '/channels' }).then(() => true, (err) => {
+      if (err.status !== 404 || i > 50) throw err;
+      return false;
+    });
+    if (ready) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const c = new PusherClient(key, {
+    cluster: 'mt1', wsHost: '127.0.0.1', wsPort: port, forceTLS: false, enabledTransports: ['ws'],
+  });
+  openClients.push(c);
+  await once(c.connection, 'connected', 'connected with the imported key');
+  const channel = await subscribed(c, 'moved-from-pusher');
+  const got = once(channel, 'arrived');
+  await imported.trigger('moved-from-pusher', 'arrived', { from: 'pusher' });
+  assert.deepEqual(await got, { from: 'pusher' });
 });
 
 test('`reverb-pusher user create` makes an admin account that can log in', async () => {

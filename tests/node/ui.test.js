@@ -425,6 +425,46 @@ test('the audit log lists the changes', async () => {
   await shot('10-audit');
 });
 
+// Issue 19: an app keeps the credentials it had elsewhere, and another server's file imports
+// after a plan that changes nothing.
+test('create an app with existing credentials, and import a soketi config after checking its plan', async () => {
+  await page.goto(`${base}/admin/`);
+  await page.waitForSelector('#new-app-name');
+  await page.click('text=Use existing credentials');
+  await page.fill('#new-app-name', 'Kept');
+  await page.fill('#new-app-key', 'a:b');
+  await page.click('text=Create app');
+  await textOf('form.inline p.error', /App key may contain only letters/);
+  await page.fill('#new-app-id', 'kept-1');
+  await page.fill('#new-app-key', 'kept-key');
+  await page.fill('#new-app-secret', 'kept-secret-1');
+  await page.click('text=Create app');
+  await page.waitForURL(/\/admin\/apps\/kept-1$/, { timeout: WAIT_MS });
+  assert.equal(await page.locator('#app-key').textContent(), 'kept-key');
+  await page.goto(`${base}/admin/`);
+  await page.click('text=Use existing credentials');
+  await page.fill('#new-app-name', 'Again');
+  await page.fill('#new-app-key', 'kept-key');
+  await page.click('text=Create app');
+  await textOf('form.inline p.error', /Another app has this key already/);
+
+  await page.setInputFiles('#import-file', path.resolve(__dirname, '../fixtures/import/soketi.json'));
+  await page.waitForFunction(() => document.querySelector('#import-text').value.includes('appManager'));
+  await page.click('form.import >> text=Check');
+  await textOf('table.plan tr[data-app-id="soketi-1"] td.action', /^Create$/);
+  await textOf('.plan-summary', /Nothing is changed until you import/);
+  assert.match(await page.locator('table.plan ul.unmapped').textContent(), /webhooks/);
+  assert.equal(await page.locator('table.apps tr[data-app-id="soketi-1"]').count(), 0, 'the check changed nothing');
+  await shot('11-import-plan');
+  await page.click('#import-apply');
+  await textOf('.plan-summary', /Imported/);
+  await page.waitForSelector('table.apps tr[data-app-id="soketi-1"]');
+  // The same file again: nothing to do.
+  await page.click('form.import >> text=Check');
+  await textOf('table.plan tr[data-app-id="soketi-1"] td.action', /^Unchanged$/);
+  assert.equal(await page.locator('#import-apply').count(), 0, 'nothing to import');
+});
+
 test('deleting an app needs its name typed', async () => {
   await page.goto(`${base}/admin/apps/${app.id}/settings`);
   await page.waitForSelector('#delete-confirm');

@@ -10,6 +10,7 @@ mod integration {
     pub mod connection;
     pub mod console;
     pub mod hardening;
+    pub mod import_export;
     pub mod operations;
     pub mod presence;
     pub mod rate_limits;

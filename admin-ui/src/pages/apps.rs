@@ -1,5 +1,6 @@
 //! The apps list: name, on/off switch and live connection count (refreshed every few
-//! seconds), and the form that creates an app.
+//! seconds), the form that creates an app (with generated credentials, or kept ones from
+//! another server), and the import of another server's apps (`super::import`).
 
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::use_navigate;
 use leptos_router::NavigateOptions;
 use shared::admin::{App, AppPatch, NewApp, MAX_NAME};
+use shared::credentials;
 
 use crate::api;
 use crate::ui::{confirm, remote, ErrorNote, LoadingNote};
@@ -86,6 +88,7 @@ pub fn AppsPage() -> impl IntoView {
                 Some(Ok(list)) => view! { <AppsTable apps=list toggle=toggle /> }.into_any(),
             }}
             <CreateApp />
+            <super::import::ImportApps on_done=load />
         </section>
     }
 }
@@ -148,15 +151,44 @@ fn AppsTable(apps: Vec<App>, toggle: impl Fn(App) + Copy + Send + Sync + 'static
     }
 }
 
+/// A chosen credential, or `None` when the field is left empty (the server generates it).
+fn chosen(value: &str) -> Option<String> {
+    let value = value.trim();
+    (!value.is_empty()).then(|| value.to_owned())
+}
+
+/// What is wrong with the kept credentials, checked with the server's own rules.
+fn credentials_problem(id: &str, key: &str, secret: &str) -> Option<String> {
+    let checks = [
+        chosen(id).map(|v| credentials::check_id(&v)),
+        chosen(key).map(|v| credentials::check_key(&v)),
+        chosen(secret).map(|v| credentials::check_secret(&v)),
+    ];
+    checks
+        .into_iter()
+        .flatten()
+        .find_map(Result::err)
+        .map(|e| format!("App {}", e.message))
+}
+
 #[component]
 fn CreateApp() -> impl IntoView {
     let name = RwSignal::new(String::new());
+    let id = RwSignal::new(String::new());
+    let key = RwSignal::new(String::new());
+    let secret = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
     let navigate = use_navigate();
     let submit = move |ev: SubmitEvent| {
         ev.prevent_default();
-        let problem = name_problem(&name.get_untracked());
+        let problem = name_problem(&name.get_untracked()).or_else(|| {
+            credentials_problem(
+                &id.get_untracked(),
+                &key.get_untracked(),
+                &secret.get_untracked(),
+            )
+        });
         error.set(problem.clone());
         if problem.is_some() {
             return;
@@ -164,12 +196,26 @@ fn CreateApp() -> impl IntoView {
         busy.set(true);
         let request = NewApp {
             name: name.get_untracked().trim().to_owned(),
+            id: chosen(&id.get_untracked()),
+            key: chosen(&key.get_untracked()),
+            secret: chosen(&secret.get_untracked()),
             ..NewApp::default()
         };
         let navigate = navigate.clone();
         leptos::task::spawn_local(async move {
             match api::post::<_, App>("/apps", &request).await {
                 Ok(app) => navigate(&format!("/apps/{}", app.id), NavigateOptions::default()),
+                Err(e) if e.status == 409 => {
+                    let field = if e.field.as_deref() == Some("id") {
+                        "app ID"
+                    } else {
+                        "key"
+                    };
+                    error.set(Some(format!(
+                        "Another app has this {field} already. Choose another {field}, or \
+                         import the app to update the one you have."
+                    )));
+                }
                 Err(e) => error.set(Some(e.message)),
             }
             busy.set(false);
@@ -185,6 +231,23 @@ fn CreateApp() -> impl IntoView {
                     {move || if busy.get() { "Creating…" } else { "Create app" }}
                 </button>
             </div>
+            <details class="credentials">
+                <summary>"Use existing credentials"</summary>
+                <p class="hint">
+                    "Moving from Pusher, soketi, Reverb or laravel-websockets? Keep the app's id, "
+                    "key and secret and no client needs a change. Leave a field empty to have it "
+                    "generated."
+                </p>
+                <label for="new-app-id">"App ID"</label>
+                <input id="new-app-id" name="id" autocomplete="off" spellcheck="false"
+                    maxlength=credentials::MAX_ID.to_string() bind:value=id />
+                <label for="new-app-key">"Key"</label>
+                <input id="new-app-key" name="key" autocomplete="off" spellcheck="false"
+                    maxlength=credentials::MAX_KEY.to_string() bind:value=key />
+                <label for="new-app-secret">"Secret"</label>
+                <input id="new-app-secret" name="secret" type="password" autocomplete="new-password"
+                    maxlength=credentials::MAX_SECRET.to_string() bind:value=secret />
+            </details>
             <ErrorNote error=error />
         </form>
     }

@@ -5,5 +5,6 @@ pub mod apps;
 pub mod audit;
 pub mod auth;
 pub mod console;
+pub mod import;
 pub mod tokens;
 pub mod users;

@@ -1,4 +1,5 @@
-//! Apps: list (with live connection counts), create, read, update, rotate secret, delete.
+//! Apps: list (with live connection counts), create (with generated or kept credentials),
+//! import from another server's file, read, update, rotate secret, delete.
 //!
 //! Reads show the live, in-memory configuration. Writes are thin: they hand the request to
 //! [`crate::apps::AppService`], which stores the change (compare-and-swap on the app's version),
@@ -7,11 +8,14 @@
 
 use actix_web::{web, HttpResponse};
 use shared::admin::{App, AppPatch, ErrorBody, NewApp, RotateSecretRequest};
+use shared::transfer::{ImportReport, ImportRequest};
 
 use super::auth::Principal;
 use crate::actors::messages::ConnectionCount;
 use crate::apps::service::app_dto;
-use crate::apps::AppConfig;
+use crate::apps::transfer::apply::ImportError;
+use crate::apps::transfer::TransferError;
+use crate::apps::{AppConfig, ChosenCredentials};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -68,10 +72,13 @@ pub async fn list_apps(_: Principal, state: web::Data<AppState>) -> Result<HttpR
     Ok(HttpResponse::Ok().json(apps))
 }
 
-/// Creates an app with fresh credentials (numeric id, random key and secret). Limits left out
-/// take the server's `[default_app_limits]`.
+/// Creates an app. Its id, key and secret are generated (numeric id, random key and secret)
+/// unless given: an app moving from another server keeps its credentials, so its clients need
+/// no change. A given id or key that another app has is 409 with `field` naming it; one that
+/// is not acceptable is 422. Limits left out take the server's `[default_app_limits]`.
 #[utoipa::path(post, path = "/admin/api/apps", tag = "apps", request_body = NewApp,
     responses((status = 201, body = App), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "The id or key (`field`) belongs to another app"),
         (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("session" = []), ("token" = [])))]
 pub async fn create_app(
@@ -80,9 +87,14 @@ pub async fn create_app(
     body: web::Json<NewApp>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
+    let credentials = ChosenCredentials {
+        id: body.id,
+        key: body.key,
+        secret: body.secret,
+    };
     let config = state
         .apps
-        .create(&principal.actor(), &body.name, &body.settings)
+        .create_with(&principal.actor(), &body.name, &credentials, &body.settings)
         .await?;
     Ok(HttpResponse::Created().json(app_dto(&config, 0)))
 }
@@ -157,4 +169,60 @@ pub async fn delete_app(
 ) -> Result<HttpResponse, ApiError> {
     state.apps.delete(&principal.actor(), &id).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Imports apps from the text of another server's file (soketi, sockudo, Reverb,
+/// laravel-websockets, a Pusher CSV; `format` detected when absent): creates or updates each
+/// app by id with its credentials and every setting this server maps, and reports per app what
+/// could not be mapped. With `dry_run` only the plan is returned. A plan with conflicts or
+/// invalid entries changes nothing (422, with the report); importing the same file twice
+/// changes nothing the second time (every app "unchanged").
+#[utoipa::path(post, path = "/admin/api/apps/import", tag = "apps", request_body = ImportRequest,
+    responses((status = 200, body = ImportReport, description = "The plan (dry run) or what was done"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "An app changed during the import; `report` says which"),
+        (status = 422, body = ErrorBody, description = "The file cannot be read, or its plan has problems (`report`)"),
+        (status = 503, body = ErrorBody)),
+    security(("session" = []), ("token" = [])))]
+pub async fn import_apps(
+    principal: Principal,
+    state: web::Data<AppState>,
+    body: web::Json<ImportRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let report = match state
+        .apps
+        .import(&principal.actor(), &body.text, body.format, body.dry_run)
+        .await
+    {
+        Ok(report) => report,
+        Err(ImportError::File(e)) => {
+            let field = if matches!(e, TransferError::Undetected(_)) {
+                "format"
+            } else {
+                "text"
+            };
+            return Err(ApiError::validation(field, e.to_string()));
+        }
+        Err(ImportError::App(e)) => return Err(e.into()),
+    };
+    let problems = report.problems();
+    if problems == 0 {
+        return Ok(HttpResponse::Ok().json(report));
+    }
+    let (status, kind, message) = if report.applied {
+        (
+            actix_web::http::StatusCode::CONFLICT,
+            "import_conflict",
+            format!("{problems} app(s) changed during the import and were not imported; the others were"),
+        )
+    } else {
+        (
+            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "import_refused",
+            format!("{problems} app(s) cannot be imported as they are; nothing was changed"),
+        )
+    };
+    Ok(HttpResponse::build(status)
+        .json(serde_json::json!({ "error": kind, "message": message, "report": report })))
 }

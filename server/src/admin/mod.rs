@@ -17,6 +17,7 @@ pub mod users;
 use actix_web::error::JsonPayloadError;
 use actix_web::{web, HttpRequest, HttpResponse};
 use shared::admin as dto;
+use shared::transfer;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -52,8 +53,17 @@ impl AdminState {
 
 /// Largest admin API request body.
 const MAX_BODY: usize = 64 * 1024;
+/// Largest import request: a file of a few thousand apps.
+const MAX_IMPORT_BODY: usize = 4 * 1024 * 1024;
 
-fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+/// JSON bodies up to `limit` bytes, with errors in the API's shape.
+fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(move |err, req| json_error(err, req, limit))
+}
+
+fn json_error(err: JsonPayloadError, _: &HttpRequest, limit: usize) -> actix_web::Error {
     let api = match &err {
         JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::new(
             actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
@@ -61,7 +71,7 @@ fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
             e.to_string(),
         ),
         JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
-            ApiError::too_large(format!("The request body exceeds {MAX_BODY} bytes"))
+            ApiError::too_large(format!("The request body exceeds {limit} bytes"))
         }
         JsonPayloadError::ContentType => ApiError::new(
             actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -77,11 +87,7 @@ fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/admin/api")
-            .app_data(
-                web::JsonConfig::default()
-                    .limit(MAX_BODY)
-                    .error_handler(json_error),
-            )
+            .app_data(json_config(MAX_BODY))
             .route("/openapi.json", web::get().to(openapi))
             .route("/setup", web::get().to(login::setup_status))
             .route("/setup", web::post().to(login::setup))
@@ -97,6 +103,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/tokens/{id}", web::delete().to(tokens::revoke_token))
             .route("/apps", web::get().to(apps::list_apps))
             .route("/apps", web::post().to(apps::create_app))
+            .service(
+                web::resource("/apps/import")
+                    .app_data(json_config(MAX_IMPORT_BODY))
+                    .route(web::post().to(apps::import_apps)),
+            )
             .route("/apps/{id}", web::get().to(apps::get_app))
             .route("/apps/{id}", web::patch().to(apps::update_app))
             .route("/apps/{id}", web::delete().to(apps::delete_app))
@@ -179,7 +190,7 @@ impl Modify for SecuritySchemes {
         login::setup_status, login::setup, login::login, login::logout, login::me,
         users::list_users, users::create_user, users::update_user, users::delete_user,
         tokens::list_tokens, tokens::create_token, tokens::revoke_token,
-        apps::list_apps, apps::create_app, apps::get_app, apps::update_app, apps::delete_app,
+        apps::list_apps, apps::create_app, apps::import_apps, apps::get_app, apps::update_app, apps::delete_app,
         apps::rotate_app_secret, console::stream, console::trigger,
         audit::list_audit,
     ),
@@ -190,6 +201,8 @@ impl Modify for SecuritySchemes {
         dto::NewApp, dto::RotateSecretRequest, dto::AuditEntry, dto::AuditPage,
         dto::DebugKind, dto::DebugEvent, dto::TriggerEventRequest, dto::TriggerEventResult,
         dto::AppUsage, dto::QuotaPeriod,
+        transfer::Format, transfer::ImportRequest, transfer::ImportAction,
+        transfer::ImportedAppReport, transfer::ImportReport,
     )),
     modifiers(&SecuritySchemes),
     tags(

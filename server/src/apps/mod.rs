@@ -1,6 +1,7 @@
 //! Apps: their configuration as the running server holds it in memory ([`AppConfig`]), how a
 //! change is checked ([`patch`]), and the one place that changes an app ([`service`]: store,
-//! audit, apply) together with the loop that picks up changes made elsewhere ([`sync`]).
+//! audit, apply) together with the loop that picks up changes made elsewhere ([`sync`]); moving
+//! apps in from other servers and out again ([`transfer`]: `app import` / `app export`).
 //!
 //! Supervisors publish the configuration through an `ArcSwap`, so sessions and channels read the
 //! current version without locks or database queries, and a reconfiguration applies at once.
@@ -9,9 +10,10 @@
 pub mod patch;
 pub mod service;
 pub mod sync;
+pub mod transfer;
 
 pub use patch::{apply_patch, ConfigError};
-pub use service::{AppError, AppService, LiveApps};
+pub use service::{AppError, AppService, ChosenCredentials, LiveApps};
 pub use shared::limits::AppLimits;
 
 use std::fmt;

@@ -53,8 +53,58 @@ pub enum AppError {
     /// Other writers kept changing the app first, [`MAX_ATTEMPTS`] times in a row.
     #[error("the app kept changing while this change was made; retry")]
     Contended,
+    /// The app's `id` or `key` (the field) belongs to another app. The database's unique
+    /// constraints decide, so two writers racing for one value cannot both win.
+    #[error("{}", taken_message(.0))]
+    Taken(&'static str),
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+fn taken_message(field: &str) -> String {
+    match field {
+        "id" => "an app with this id exists already".to_owned(),
+        _ => format!("another app uses this {field} already"),
+    }
+}
+
+/// Credentials a person chose for a new app; each one left out is generated.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ChosenCredentials {
+    pub id: Option<String>,
+    pub key: Option<String>,
+    pub secret: Option<String>,
+}
+
+impl std::fmt::Debug for ChosenCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChosenCredentials")
+            .field("id", &self.id)
+            .field("key", &self.key)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl ChosenCredentials {
+    /// Checks each chosen credential (`shared::credentials`) and puts it in `config`.
+    pub fn apply_to(&self, config: &mut AppConfig) -> Result<(), ConfigError> {
+        let refused =
+            |e: shared::credentials::CredentialError| ConfigError::new(e.field, e.message);
+        if let Some(id) = &self.id {
+            shared::credentials::check_id(id).map_err(refused)?;
+            config.id.clone_from(id);
+        }
+        if let Some(key) = &self.key {
+            shared::credentials::check_key(key).map_err(refused)?;
+            config.key.clone_from(key);
+        }
+        if let Some(secret) = &self.secret {
+            shared::credentials::check_secret(secret).map_err(refused)?;
+            config.secret.clone_from(secret);
+        }
+        Ok(())
+    }
 }
 
 /// The running server's side of the seam: where stored changes are applied.
@@ -172,28 +222,61 @@ impl AppService {
         name: &str,
         settings: &AppPatch,
     ) -> Result<AppConfig, AppError> {
+        self.create_with(actor, name, &ChosenCredentials::default(), settings)
+            .await
+    }
+
+    /// Creates an app with the credentials a person chose (the others generated), the default
+    /// limits and `settings` applied. A chosen id or key in use is [`AppError::Taken`].
+    pub async fn create_with(
+        &self,
+        actor: &str,
+        name: &str,
+        credentials: &ChosenCredentials,
+        settings: &AppPatch,
+    ) -> Result<AppConfig, AppError> {
         let mut config = AppConfig::generate_with(&patch::app_name(name)?, self.defaults.clone());
+        credentials.apply_to(&mut config)?;
         apply_patch(&mut config, settings)?;
         self.add(actor, config).await
     }
 
+    /// A new app template with fresh credentials and the default limits (what `create` starts
+    /// from), for planning an import.
+    pub fn template(&self, name: &str) -> AppConfig {
+        AppConfig::generate_with(name, self.defaults.clone())
+    }
+
     /// Stores a fully specified new app (at version 1) and starts it.
-    pub async fn add(&self, actor: &str, mut config: AppConfig) -> Result<AppConfig, AppError> {
+    pub async fn add(&self, actor: &str, config: AppConfig) -> Result<AppConfig, AppError> {
+        self.add_as(actor, "app.create", config).await
+    }
+
+    /// [`Self::add`], recorded in the audit log as `action`.
+    pub async fn add_as(
+        &self,
+        actor: &str,
+        action: &'static str,
+        mut config: AppConfig,
+    ) -> Result<AppConfig, AppError> {
         config.version = 1;
         let (stored, actor) = (config.clone(), actor.to_owned());
         // The outer error: nothing was stored. The inner one: only the audit record failed,
         // and memory still follows the stored row.
         let audited = self
             .run(move |db| {
-                db.insert_app(&stored)?;
-                Ok(audit(
-                    db,
-                    actor,
-                    "app.create",
-                    &stored.id,
-                    None,
-                    Some(&stored),
-                ))
+                match db.insert_app(&stored) {
+                    Ok(()) => {}
+                    // Which unique value was taken: the id if a row has it, else the key.
+                    Err(DbError::Conflict) => {
+                        return Err(match db.get_app(&stored.id) {
+                            Err(DbError::NotFound) => AppError::Taken("key"),
+                            _ => AppError::Taken("id"),
+                        })
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                Ok(audit(db, actor, action, &stored.id, None, Some(&stored)))
             })
             .await?;
         self.apply(Apply::Start(config.clone())).await;
@@ -277,8 +360,8 @@ impl AppService {
     }
 
     /// The read-modify-write of every change: re-read and retry on a lost compare-and-swap,
-    /// audit the version that won, apply it.
-    async fn modify<F>(
+    /// audit the version that won (as `action`), apply it. `change` may run more than once.
+    pub async fn modify<F>(
         &self,
         actor: &str,
         action: &'static str,
@@ -291,7 +374,11 @@ impl AppService {
         let (id, actor) = (id.to_owned(), actor.to_owned());
         let stored = self
             .run(move |db| {
-                let (before, after) = compare_and_swap(db, &id, &change)?;
+                // The id stays; only a key can collide with another app's.
+                let (before, after) = compare_and_swap(db, &id, &change).map_err(|e| match e {
+                    AppError::Db(DbError::Conflict) => AppError::Taken("key"),
+                    other => other,
+                })?;
                 let audited = audit(db, actor, action, &id, Some(&before), Some(&after));
                 Ok((after, audited))
             })
