@@ -13,6 +13,8 @@ pub mod http;
 pub mod metrics;
 pub mod node;
 pub mod protocol;
+#[cfg(test)]
+mod reference;
 pub mod settings;
 pub mod state;
 pub mod telemetry;
