@@ -12,6 +12,7 @@
 //! Set `REVERB_PUSHER_SKIP_UI=1` for quick `cargo check`/clippy runs; a placeholder is embedded.
 
 use std::env;
+use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -197,7 +198,7 @@ fn stage_docs(workspace: &Path, out_dir: &Path) {
          pub static DOCS_FILES: &[(&str, &[u8])] = &[\n"
     );
     for (rel, abs) in files {
-        table.push_str(&format!("    ({rel:?}, include_bytes!({abs:?})),\n"));
+        let _ = writeln!(table, "    ({rel:?}, include_bytes!({abs:?})),");
     }
     table.push_str("];\n");
     fs::write(out_dir.join("docs_files.rs"), table).expect("write docs_files.rs");

@@ -27,6 +27,8 @@ let port;
 let creds;
 let dir;
 let snippets;
+/** Every snippet process started, so that a failed test leaves none running. */
+const children = new Set();
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -68,6 +70,7 @@ before(async () => {
 });
 
 after(() => {
+  for (const child of children) child.kill('SIGKILL');
   if (server) server.kill('SIGKILL');
   if (snippets) fs.rmSync(snippets, { recursive: true, force: true });
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
@@ -96,6 +99,8 @@ function snippetEnv(overrides = {}) {
 /** Starts a snippet; `waitFor(text)` resolves once its output contains `text`. */
 function start(command, file, env) {
   const child = spawn(command, [path.join(snippets, file)], { cwd: snippets, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  child.on('exit', () => children.delete(child));
   const proc = { child, out: '', waiters: [] };
   const feed = (chunk) => {
     proc.out += chunk;
