@@ -59,20 +59,22 @@ pub fn settings_page() -> String {
     let defaults = serde_json::to_value(Settings::default()).expect("settings serialise");
     let mut out = String::from(
         "<!-- Generated from server/src/settings.rs by `UPDATE_DOCS=1 cargo test -p \
-         reverb-pusher reference`; do not edit. -->\n\n\
-         | setting | environment variable | default | meaning |\n|---|---|---|---|\n",
+         reverb-pusher reference`; do not edit. -->\n",
     );
     for (field, doc) in documented_settings() {
-        let env = format!("`REVERB_PUSHER_{}`", field.to_ascii_uppercase());
+        let env = format!("REVERB_PUSHER_{}", field.to_ascii_uppercase());
         let default = if field == "default_app_limits" {
-            "see below".to_owned()
+            "the limits below".to_owned()
         } else {
             toml_value(defaults.get(&field))
         };
-        let _ = writeln!(out, "| `{field}` | {env} | {default} | {} |", cell(&doc));
+        let _ = write!(
+            out,
+            "\n## `{field}`\n\nEnvironment: `{env}` · default: {default}\n\n{doc}\n"
+        );
     }
     out.push_str(
-        "\n### `[default_app_limits]`\n\n\
+        "\n## Per-app limits: `[default_app_limits]`\n\n\
          The limits of newly created apps. Each is optional; a missing one takes the default \
          below. In a file, a table: `[default_app_limits]` then `max_connections = 500`; in the \
          environment, an inline table: \
@@ -176,7 +178,10 @@ mod tests {
     fn settings_reference_is_in_step_with_the_code() {
         let page = settings_page();
         for field in FIELDS {
-            assert!(page.contains(&format!("| `{field}` |")), "{field} missing");
+            assert!(
+                page.contains(&format!("\n## `{field}`\n")),
+                "{field} missing"
+            );
         }
         check("settings.md", &page);
     }
