@@ -4,9 +4,12 @@
 #   2. the integration suite again on PostgreSQL and on MySQL/MariaDB (servers on loopback;
 #      override with TEST_POSTGRES_URL / TEST_MYSQL_URL);
 #   3. the Node suites against the binary: conformance with the real pusher-js client and
-#      `pusher` Node SDK, a real-process operations test, and the admin UI in headless Chromium.
+#      `pusher` Node SDK, a real-process operations test, the documentation's client snippets
+#      (pusher-js, the Node and Python SDKs, Laravel Echo), and the admin UI in headless Chromium.
+# Before those, the documentation site is built and its links checked (scripts/docs.sh), and the
+# server embeds that book.
 # Installs what it needs first (the wasm32 target for the embedded admin UI, the MariaDB client
-# library, the pinned npm packages), so it works on a fresh machine.
+# library, the pinned npm and PyPI packages, mdBook), so it works on a fresh machine.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,12 +39,32 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
     || { echo "error: cannot install chromium" >&2; exit 1; }
 fi
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error) || exit 1
-
 mkdir -p target
+# The `pusher` Python SDK for the documentation's Python snippet, in a venv of its own.
+if [ ! -x target/py/bin/python ] || ! cmp -s tests/python/requirements.txt target/py/requirements.txt; then
+  rm -rf target/py
+  { python3 -m venv target/py \
+    && target/py/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt \
+    && cp tests/python/requirements.txt target/py/requirements.txt; } \
+    || { echo "error: cannot install the Python packages (tests/python/requirements.txt)" >&2; exit 1; }
+fi
+
+status=0
+echo "== docs: build the book, check its links, lint the Dockerfile =="
+docs_passed=0
+docs_failed=0
+./scripts/docs.sh 2>&1 | tee target/docs.log
+if [ "${PIPESTATUS[0]}" -eq 0 ]; then docs_passed=1; else docs_failed=1; status=1; fi
+# The server embeds the same book (server/build.rs); with mdBook installed, a build without it
+# would be an error rather than a placeholder page.
+MDBOOK="${CARGO_HOME:-$HOME/.cargo}/bin/mdbook"
+if [ -x "$MDBOOK" ]; then
+  export REVERB_PUSHER_MDBOOK="$MDBOOK" REVERB_PUSHER_REQUIRE_DOCS=1
+fi
+
 : > target/cargo-test.log
 cargo build -p reverb-pusher --features all-databases || exit 1
 
-status=0
 echo "== Rust tests (SQLite) =="
 cargo test --workspace --exclude admin-ui --features "$FEATURES" 2>&1 | tee -a target/cargo-test.log
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
@@ -52,9 +75,9 @@ for url in "$POSTGRES_URL" "$MYSQL_URL"; do
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 done
 
-echo "== conformance: pusher-js and the pusher Node SDK =="
-(cd tests/node && SERVER_BIN="$PWD/../../target/debug/reverb-pusher" \
-  node --test --test-concurrency=1 --test-reporter=spec conformance.test.js operations.test.js ui.test.js) 2>&1 | tee target/node-test.log
+echo "== conformance: pusher-js and the pusher Node SDK; the documentation's snippets =="
+(cd tests/node && SERVER_BIN="$PWD/../../target/debug/reverb-pusher" DOCS_PYTHON="$PWD/../../target/py/bin/python" \
+  node --test --test-concurrency=1 --test-reporter=spec conformance.test.js operations.test.js docs.test.js ui.test.js) 2>&1 | tee target/node-test.log
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 # One closing line for every runner.
@@ -62,10 +85,10 @@ rust_passed=$(grep -o '[0-9]* passed' target/cargo-test.log | awk '{s+=$1} END {
 rust_failed=$(grep -o '[0-9]* failed' target/cargo-test.log | awk '{s+=$1} END {print s+0}')
 node_passed=$(grep -E '^ℹ pass [0-9]+' target/node-test.log | awk '{print $3}')
 node_failed=$(grep -E '^ℹ fail [0-9]+' target/node-test.log | awk '{print $3}')
-passed=$((rust_passed + ${node_passed:-0}))
-failed=$((rust_failed + ${node_failed:-0}))
+passed=$((rust_passed + ${node_passed:-0} + docs_passed))
+failed=$((rust_failed + ${node_failed:-0} + docs_failed))
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
 echo
-echo "rust (SQLite, PostgreSQL, MySQL): ${rust_passed} passed, ${rust_failed} failed; node (pusher-js and SDK conformance, operations, browser UI): ${node_passed:-0} passed, ${node_failed:-0} failed"
+echo "rust (SQLite, PostgreSQL, MySQL): ${rust_passed} passed, ${rust_failed} failed; node (pusher-js and SDK conformance, operations, docs snippets, browser UI): ${node_passed:-0} passed, ${node_failed:-0} failed; docs build and link check: ${docs_passed} passed, ${docs_failed} failed"
 echo "${passed} passed, ${failed} failed"
 [ "$failed" -eq 0 ]

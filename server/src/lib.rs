@@ -15,6 +15,8 @@ pub mod metrics;
 pub mod node;
 pub mod protocol;
 pub mod ratelimit;
+#[cfg(test)]
+mod reference;
 pub mod settings;
 pub mod state;
 pub mod telemetry;

@@ -380,4 +380,107 @@ mod tests {
             .render()
             .contains("connections_opened_total{app_id=\"42\"}"));
     }
+
+    /// Every reason, by an exhaustive match: a new reason fails to compile here until it is
+    /// listed, and then the reference test below asks for it in the docs.
+    fn all_reasons() -> Vec<Rejected> {
+        use Rejected::*;
+        let all = vec![
+            UnknownApp,
+            AppDisabled,
+            AppOverQuota,
+            OverCapacity,
+            Draining,
+            Origin,
+            Protocol,
+            SubscriptionAuth,
+            SubscriptionLimit,
+            ClientEvent,
+            ClientEventRateLimit,
+            SlowConsumer,
+            RestAuth,
+            RateLimited,
+        ];
+        for reason in &all {
+            match reason {
+                UnknownApp | AppDisabled | AppOverQuota | OverCapacity | Draining | Origin
+                | Protocol | SubscriptionAuth | SubscriptionLimit | ClientEvent
+                | ClientEventRateLimit | SlowConsumer | RestAuth | RateLimited => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_metric_and_label_is_in_the_metrics_reference() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/src/operations/metrics.md"
+        );
+        let doc = std::fs::read_to_string(path).unwrap();
+        let metrics = Metrics::default();
+        let app = metrics.for_app("42");
+        for kind in [
+            Received::Ping,
+            Received::Subscribe,
+            Received::Unsubscribe,
+            Received::Signin,
+            Received::ClientEvent,
+            Received::Other,
+        ] {
+            app.received(kind, 1);
+        }
+        for counter in [
+            &app.sent_events,
+            &app.sent_client_events,
+            &app.sent_protocol,
+        ] {
+            app.sent(counter, 1, 1);
+        }
+        app.connections.inc();
+        app.opened.inc();
+        app.subscriptions.inc();
+        app.channels.inc();
+        app.closed(Some(4200));
+        for reason in all_reasons() {
+            metrics.rejected(reason);
+        }
+        for limit in Limit::ALL {
+            app.rate_limited(limit);
+        }
+        app.untracked_addresses.inc();
+        metrics.http_request("/apps/:app_id/events", 200, 0.001);
+        let text = metrics.render();
+        let mut names = 0;
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let name = rest.split(' ').next().unwrap();
+                names += 1;
+                assert!(
+                    doc.contains(&format!("`{name}`")),
+                    "{name} is missing from docs/src/operations/metrics.md"
+                );
+            } else if let Some((_, labels)) = line.split_once('{') {
+                let labels = labels.split_once('}').unwrap().0;
+                for pair in labels.split(',') {
+                    let (key, value) = pair.split_once('=').unwrap();
+                    let value = value.trim_matches('"');
+                    if key == "le" {
+                        continue; // a histogram bucket's bound, Prometheus' own label
+                    }
+                    assert!(
+                        doc.contains(&format!("`{key}`")),
+                        "label {key} undocumented"
+                    );
+                    if matches!(key, "kind" | "reason" | "limit") {
+                        assert!(
+                            doc.contains(&format!("`{value}`")),
+                            "{key}=\"{value}\" is missing from docs/src/operations/metrics.md"
+                        );
+                    }
+                }
+            }
+        }
+        assert_eq!(names, 14, "{text}");
+    }
 }

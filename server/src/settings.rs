@@ -11,7 +11,7 @@ use shared::limits::{AppLimits, LimitError};
 const ENV_PREFIX: &str = "REVERB_PUSHER_";
 
 /// Every field of [`Settings`], as environment variables name them (a test keeps it in step).
-const FIELDS: [&str; 30] = [
+pub(crate) const FIELDS: [&str; 30] = [
     "tls_cert_file",
     "tls_key_file",
     "tls_reload_secs",
@@ -138,6 +138,8 @@ pub struct Settings {
     pub metrics_token: Option<Secret>,
     /// Log filter in `tracing` `EnvFilter` syntax, e.g. `info` or `reverb_pusher=debug`.
     pub log_level: String,
+    /// `pretty` (human-readable lines for a terminal) or `json` (one JSON object per line, for
+    /// log collectors).
     pub log_format: LogFormat,
     /// How often (milliseconds) the server reads the apps' stored versions and applies changes
     /// made elsewhere (the `app` CLI commands, other nodes): created apps start, changed ones
@@ -251,7 +253,8 @@ impl Settings {
 
     /// `REVERB_PUSHER_*` variables that name no setting (probably typos), for a start-up warning.
     pub fn unknown_env_vars() -> Vec<String> {
-        const NOT_SETTINGS: [&str; 2] = ["CONFIG", "SKIP_UI"];
+        // Build switches (`server/build.rs`) and the config file path.
+        const NOT_SETTINGS: [&str; 4] = ["CONFIG", "SKIP_UI", "MDBOOK", "REQUIRE_DOCS"];
         std::env::vars()
             .filter_map(|(name, _)| name.strip_prefix(ENV_PREFIX).map(str::to_owned))
             .filter(|rest| {

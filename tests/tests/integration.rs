@@ -9,6 +9,7 @@ mod integration {
     pub mod client_events;
     pub mod connection;
     pub mod console;
+    pub mod docs;
     pub mod hardening;
     pub mod import_export;
     pub mod operations;

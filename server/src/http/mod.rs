@@ -1,6 +1,8 @@
-//! HTTP routes: the WebSocket entry point, the Pusher REST API and the embedded admin UI.
+//! HTTP routes: the WebSocket entry point, the Pusher REST API, the embedded admin UI and the
+//! embedded documentation site.
 
 pub mod client;
+pub mod docs;
 pub mod rest;
 pub mod ui;
 pub mod ws;
@@ -43,6 +45,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/", web::get().to(ui::redirect_to_admin))
     .route("/admin", web::get().to(ui::redirect_to_admin))
     .route("/admin/{path:.*}", web::get().to(ui::serve))
+    .route("/docs", web::get().to(docs::redirect_to_docs))
+    .route("/docs/{path:.*}", web::get().to(docs::serve_docs))
     .default_service(web::to(not_found));
 }
 
