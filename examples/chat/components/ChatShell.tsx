@@ -69,7 +69,8 @@ export function ChatShell({ me, config, users: initialUsers, notifications: init
   useEffect(() => setPusher(pusherClient(config)), [config]);
   const [connState, setConnState] = useState("initialized");
   const [users, setUsers] = useState(initialUsers);
-  const [online, setOnline] = useState<Set<string>>(() => new Set());
+  /** Who is online; null when nobody can tell (our connection and the server's REST API both down). */
+  const [online, setOnline] = useState<Set<string> | null>(() => new Set());
   const [mode, setMode] = useState<ConnectionMode>("connecting");
   const [syncRound, setSyncRound] = useState(0);
   const [toasts, setToasts] = useState<Toast[]>([]);
@@ -86,8 +87,9 @@ export function ChatShell({ me, config, users: initialUsers, notifications: init
       const { users: fresh } = await api.users();
       setUsers(fresh);
       // Only believe the server's view of who is online while our own presence channel is down.
-      if (pusher?.connection.state !== "connected" && fresh.every((u) => u.online !== null)) {
-        setOnline(new Set(fresh.filter((u) => u.online).map((u) => u.id)));
+      if (pusher?.connection.state !== "connected") {
+        const known = fresh.every((u) => u.online !== null);
+        setOnline(known ? new Set(fresh.filter((u) => u.online).map((u) => u.id)) : null);
       }
     } catch (e) {
       console.warn("[chat] could not refresh the user list:", e);
@@ -180,11 +182,11 @@ export function ChatShell({ me, config, users: initialUsers, notifications: init
       members.each((m: { id: string }) => ids.add(String(m.id)));
       setOnline(ids);
     };
-    const added = (m: { id: string }) => setOnline((s) => new Set(s).add(String(m.id)));
+    const added = (m: { id: string }) => setOnline((s) => new Set(s ?? []).add(String(m.id)));
     const removed = (m: { id: string }) => {
       // Still online if another of their tabs remains (pusher-js only reports the last one leaving).
       setOnline((s) => {
-        const next = new Set(s);
+        const next = new Set(s ?? []);
         next.delete(String(m.id));
         return next;
       });
@@ -255,7 +257,10 @@ export function ChatShell({ me, config, users: initialUsers, notifications: init
 
   const setActivePeer = useCallback((peer: string | null) => {
     activePeer.current = peer;
-    if (peer) setUnread((u) => ({ ...u, [peer]: 0 }));
+    if (peer) {
+      setUnread((u) => ({ ...u, [peer]: 0 }));
+      setToasts((list) => list.filter((t) => t.senderId !== peer));
+    }
   }, []);
 
   const logOut = async () => {
@@ -302,14 +307,16 @@ export function ChatShell({ me, config, users: initialUsers, notifications: init
           </header>
           <nav aria-label="Conversations">
             <ul className="people" data-testid="people">
-              {others.map((u) => (
-                <li key={u.id} data-user={u.id} data-online={online.has(u.id) ? "true" : "false"}>
+              {others.map((u) => {
+                const status = online === null ? "unknown" : online.has(u.id) ? "online" : "offline";
+                return (
+                <li key={u.id} data-user={u.id} data-online={status === "online" ? "true" : status === "offline" ? "false" : "unknown"}>
                   <Link href={`/chat/${u.id}`} className={pathname === `/chat/${u.id}` ? "current" : undefined}>
-                    <span className={`dot ${online.has(u.id) ? "on" : "off"}`} aria-hidden />
+                    <span className={`dot ${status}`} aria-hidden />
                     <span className="who">
                       <span className="name">{u.name}</span>
                       <span className="status" data-testid={`status-${u.id}`}>
-                        {online.has(u.id) ? "online" : lastSeen(u.lastActive)}
+                        {status === "online" ? "online" : `${status === "unknown" ? "status unknown · " : ""}${lastSeen(u.lastActive)}`}
                       </span>
                     </span>
                     {(unread[u.id] ?? 0) > 0 && (
@@ -319,7 +326,8 @@ export function ChatShell({ me, config, users: initialUsers, notifications: init
                     )}
                   </Link>
                 </li>
-              ))}
+                );
+              })}
             </ul>
           </nav>
           <footer className="settings">
@@ -358,7 +366,7 @@ function ConnectionBadge({ mode, state }: { mode: ConnectionMode; state: string 
   const text = {
     live: "Connected",
     connecting: "Connecting…",
-    polling: `Disconnected — checking every ${POLL_INTERVAL_MS / 1000} s`,
+    polling: `Offline · checking every ${POLL_INTERVAL_MS / 1000} s`,
   }[mode];
   return (
     <span className={`connection ${mode}`} data-testid="connection" data-mode={mode} data-state={state} role="status">

@@ -39,7 +39,7 @@ export function Conversation({ peer }: { peer: User }) {
   messagesRef.current = messages;
   const typing = useRef<TypingNotifier | null>(null);
   const readUpTo = useRef(0);
-  const bottom = useRef<HTMLDivElement>(null);
+  const list = useRef<HTMLOListElement>(null);
   const channelName = chatChannel(me.id, peer.id);
 
   const add = useCallback((incoming: Message[]) => setMessages((list) => merge(list, incoming)), []);
@@ -143,7 +143,7 @@ export function Conversation({ peer }: { peer: User }) {
 
   const pending = queued.filter((q) => q.to === peer.id);
   useEffect(() => {
-    bottom.current?.scrollIntoView({ block: "end" });
+    if (list.current) list.current.scrollTop = list.current.scrollHeight;
   }, [messages.length, pending.length, peerTyping]);
 
   const submit = (e: FormEvent) => {
@@ -160,7 +160,7 @@ export function Conversation({ peer }: { peer: User }) {
       <header className="conversation-head">
         <h1>{peer.name}</h1>
       </header>
-      <ol className="messages" data-testid="messages" data-loaded={loaded ? "true" : "false"}>
+      <ol className="messages" ref={list} data-testid="messages" data-loaded={loaded ? "true" : "false"}>
         {messages.map((m) => {
           const mine = m.senderId === me.id;
           return (
@@ -198,7 +198,6 @@ export function Conversation({ peer }: { peer: User }) {
       <p className="typing" data-testid="typing" hidden={!peerTyping}>
         {peer.name.split(" ")[0]} is typing…
       </p>
-      <div ref={bottom} />
       <form className="composer" onSubmit={submit}>
         <input
           data-testid="composer"

@@ -270,7 +270,9 @@ test('typing: shown while typing, hidden 3 s after the last key, at most one eve
   console.log(`typed for ${typingFor} ms; events: ${events.map((e) => `${e.kind}@${e.at - began}`).join(' ')}; hidden ${hiddenAfter} ms after the last key`);
   assert.equal(events[0].kind, 'start');
   assert.deepEqual(events[0].d, { userId: 'alice' });
-  assert.ok(events[0].at - began < 500, `start arrived ${events[0].at - began} ms after the first key`);
+  // At once, or up to a second later when the rate limit holds it back (the previous test's last
+  // send ended with a stop moments ago).
+  assert.ok(events[0].at - began < 1500, `start arrived ${events[0].at - began} ms after the first key`);
   assert.equal(events.at(-1).kind, 'stop');
   assert.equal(events.filter((e) => e.kind === 'stop').length, 1, 'one stop');
   for (let i = 1; i < events.length; i += 1) {
@@ -415,7 +417,9 @@ test('server unreachable: status shown, sending still works, polling every 5 s, 
   const { page: b } = users.bob;
   await reverb.stop('SIGKILL');
   for (const page of [a, b]) await page.waitForSelector(`${sel.connection}[data-mode="polling"]`, { timeout: POLL_INTERVAL_MS + 3000 });
-  assert.match(await b.textContent(sel.connection), /Disconnected/);
+  assert.match(await b.textContent(sel.connection), /Offline · checking every 5 s/);
+  // Nobody can say who is online now: the sidebar says so rather than show stale dots.
+  await b.waitForSelector('[data-user="alice"][data-online="unknown"]', { timeout: POLL_INTERVAL_MS + 2000 });
   // The trigger fails; the message is saved and the send succeeds.
   const sent = await sendByApi(cookies.alice, 'bob', 'Sent while the server is down');
   assert.equal(sent.published, false, 'the event could not be published');
