@@ -159,7 +159,10 @@ export function ChatShell({ me, config, users: initialUsers, notifications: init
         }, RECONNECT_AFTER_REFUSAL_MS);
       }
     };
-    const onChange = ({ current }: { current: string }) => apply(current);
+    const onChange = ({ previous, current }: { previous: string; current: string }) => {
+      console.info(`[chat] connection ${previous} -> ${current}`);
+      apply(current);
+    };
     const onError = (err: unknown) => console.warn("[chat] real-time connection error; using the API meanwhile:", err);
     pusher.connection.bind("state_change", onChange);
     pusher.connection.bind("error", onError);

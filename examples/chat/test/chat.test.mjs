@@ -372,22 +372,29 @@ test('terminate_connections: bob is cut off, reconnects and catches up on what h
   const { page: a } = users.alice;
   const { page: b } = users.bob;
   const sdk = new PusherServer({ appId: String(reverb.creds.id), key: reverb.creds.key, secret: reverb.creds.secret, host: '127.0.0.1', port: String(reverb.port), useTLS: false });
+  const states = [];
+  b.on('console', (m) => { if (/\[chat\] connection/.test(m.text())) states.push(`${Date.now() - t0}: ${m.text()}`); });
+  const t0 = Date.now();
   const res = await sdk.terminateUserConnections('bob');
   assert.equal(res.status, 200);
   await b.waitForSelector(`${sel.connection}:not([data-state="connected"])`, { timeout: WAIT_MS });
-  await a.waitForSelector('[data-user="bob"][data-online="false"]', { timeout: WAIT_MS });
+  const cutAt = Date.now() - t0;
   // Sent while bob is disconnected: the live event cannot reach him.
   await sendByApi(cookies.alice, 'bob', 'Sent while you were cut off');
   await sendByApi(cookies.alice, 'bob', 'And another one');
+  const sentAt = Date.now() - t0;
   assert.notEqual(await b.getAttribute(sel.connection, 'data-state'), 'connected', 'bob was still disconnected when they were sent');
+  await a.waitForSelector('[data-user="bob"][data-online="false"]', { timeout: WAIT_MS });
+  console.log(`terminated; bob's page disconnected after ${cutAt} ms, messages sent by ${sentAt} ms, alice saw him offline by ${Date.now() - t0} ms`);
   assert.equal(await messageOn(b, 'Sent while you were cut off').count(), 0);
   await shot(b, 'bob-disconnected');
 
   await waitLive(b);
   const reconnectedAt = Date.now();
   await messageOn(b, 'And another one').waitFor({ timeout: 2000 });
-  console.log(`caught up ${Date.now() - reconnectedAt} ms after reconnecting`);
-  await messageOn(b, 'Sent while you were cut off').waitFor({ timeout: 100 });
+  console.log(`reconnected after ${reconnectedAt - t0} ms, caught up ${Date.now() - reconnectedAt} ms later`);
+  const texts = await b.locator('[data-testid="message"] .body').allTextContents();
+  assert.deepEqual(texts.slice(-2), ['Sent while you were cut off', 'And another one'], `both missed messages, in order (bob's connection: ${states.join('; ')})`);
   await a.waitForSelector('[data-user="bob"][data-online="true"]', { timeout: WAIT_MS });
   // Live again: a new message arrives as an event, and bob's catch-up marked the missed ones read.
   await sendFromPage(a, 'Welcome back');
