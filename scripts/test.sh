@@ -4,7 +4,9 @@
 #   2. the integration suite again on PostgreSQL and on MySQL/MariaDB (servers on loopback;
 #      override with TEST_POSTGRES_URL / TEST_MYSQL_URL);
 #   3. the Node suites against the binary: conformance with the real pusher-js client and
-#      `pusher` Node SDK, a real-process operations test, and the admin UI in headless Chromium.
+#      `pusher` Node SDK, a real-process operations test, and the admin UI in headless Chromium;
+#   4. the chat example (examples/chat): its pinned packages installed, its production build,
+#      and its tests (two users in headless Chromium against the binary).
 # Installs what it needs first (the wasm32 target for the embedded admin UI, the MariaDB client
 # library, the pinned npm packages), so it works on a fresh machine.
 set -uo pipefail
@@ -57,15 +59,24 @@ echo "== conformance: pusher-js and the pusher Node SDK =="
   node --test --test-concurrency=1 --test-reporter=spec conformance.test.js operations.test.js ui.test.js) 2>&1 | tee target/node-test.log
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
+echo "== example: the chat app (examples/chat) against the binary, in headless Chromium =="
+(cd examples/chat && export NEXT_TELEMETRY_DISABLED=1 \
+  && npm ci --no-audit --no-fund --loglevel=error && npm run build \
+  && SERVER_BIN="$PWD/../../target/debug/reverb-pusher" \
+     node --test --test-concurrency=1 --test-reporter=spec test/*.test.mjs) 2>&1 | tee target/chat-test.log
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
 # One closing line for every runner.
 rust_passed=$(grep -o '[0-9]* passed' target/cargo-test.log | awk '{s+=$1} END {print s+0}')
 rust_failed=$(grep -o '[0-9]* failed' target/cargo-test.log | awk '{s+=$1} END {print s+0}')
 node_passed=$(grep -E '^ℹ pass [0-9]+' target/node-test.log | awk '{print $3}')
 node_failed=$(grep -E '^ℹ fail [0-9]+' target/node-test.log | awk '{print $3}')
-passed=$((rust_passed + ${node_passed:-0}))
-failed=$((rust_failed + ${node_failed:-0}))
+chat_passed=$(grep -E '^ℹ pass [0-9]+' target/chat-test.log | awk '{print $3}')
+chat_failed=$(grep -E '^ℹ fail [0-9]+' target/chat-test.log | awk '{print $3}')
+passed=$((rust_passed + ${node_passed:-0} + ${chat_passed:-0}))
+failed=$((rust_failed + ${node_failed:-0} + ${chat_failed:-0}))
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
 echo
-echo "rust (SQLite, PostgreSQL, MySQL): ${rust_passed} passed, ${rust_failed} failed; node (pusher-js and SDK conformance, operations, browser UI): ${node_passed:-0} passed, ${node_failed:-0} failed"
+echo "rust (SQLite, PostgreSQL, MySQL): ${rust_passed} passed, ${rust_failed} failed; node (pusher-js and SDK conformance, operations, browser UI): ${node_passed:-0} passed, ${node_failed:-0} failed; chat example: ${chat_passed:-0} passed, ${chat_failed:-0} failed"
 echo "${passed} passed, ${failed} failed"
 [ "$failed" -eq 0 ]
