@@ -225,12 +225,17 @@ export function ChatShell({ me, config, users: initialUsers, notifications: init
       setUnread((u) => ({ ...u, [note.senderId]: (u[note.senderId] ?? 0) + 1 }));
       setToasts((list) => [...list.filter((t) => t.messageId !== note.messageId), { ...note, shownAt: Date.now() }]);
       if (typeof Notification !== "undefined" && Notification.permission === "granted") {
-        const shown = new Notification(note.senderName, { body: note.preview, tag: note.messageId });
-        shown.onclick = () => {
-          window.focus();
-          openChat(note.senderId);
-          shown.close();
-        };
+        try {
+          const shown = new Notification(note.senderName, { body: note.preview, tag: note.messageId });
+          shown.onclick = () => {
+            window.focus();
+            openChat(note.senderId);
+            shown.close();
+          };
+        } catch (e) {
+          // Some browsers (Chrome on Android) only show notifications from a service worker.
+          console.warn("[chat] browser notification not shown:", e);
+        }
       }
     };
     pusher.user.bind(EVENTS.messageNotification, notify);

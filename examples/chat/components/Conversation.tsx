@@ -2,7 +2,7 @@
 
 import { useCallback, useEffect, useRef, useState, type FormEvent } from "react";
 import { api } from "@/lib/api";
-import { chatChannel, EVENTS, MAX_BODY_CHARS } from "@/lib/channels";
+import { chatChannel, EVENTS, MAX_BODY_CHARS, MESSAGES_PAGE } from "@/lib/channels";
 import { TYPING_STALE_MS, TypingNotifier } from "@/lib/typing";
 import type { Message, ReadReceipt, TypingEvent, User } from "@/lib/types";
 import { useChat } from "./ChatShell";
@@ -47,7 +47,13 @@ export function Conversation({ peer }: { peer: User }) {
   const fetchSince = useCallback(
     async (after: number) => {
       try {
-        add((await api.messages(peer.id, after)).messages);
+        let page = (await api.messages(peer.id, after)).messages;
+        add(page);
+        // Catching up after a long gap: keep reading while the pages come back full.
+        while (after > 0 && page.length >= MESSAGES_PAGE) {
+          page = (await api.messages(peer.id, page[page.length - 1].seq)).messages;
+          add(page);
+        }
         setLoaded(true);
       } catch (e) {
         console.warn("[chat] could not load messages:", e);

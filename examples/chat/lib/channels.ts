@@ -23,6 +23,9 @@ export const EVENTS = {
 /** Longest message body, in characters: the event (the whole message) stays under 10 KiB. */
 export const MAX_BODY_CHARS = 2000;
 
+/** Messages per answer of `GET /api/messages`; while catching up, the browser asks again while pages come back full. */
+export const MESSAGES_PAGE = 200;
+
 /** User ids: lowercase letters, digits and underscores, so a chat channel name parses back. */
 export const USER_ID_PATTERN = /^[a-z0-9_]{1,32}$/;
 

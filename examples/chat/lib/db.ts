@@ -153,13 +153,17 @@ export function saveMessage(input: { id: string; senderId: string; receiverId: s
   })();
 }
 
-/** The conversation between two users after `afterSeq`, oldest first, at most `limit`. */
+/**
+ * The conversation between two users, oldest first, at most `limit` messages: after `afterSeq`
+ * the ones that follow it (catching up, page by page); from the start (0) the latest ones.
+ */
 export function conversation(a: string, b: string, afterSeq: number, limit: number): Message[] {
+  const order = afterSeq > 0 ? "ASC" : "DESC";
   const rows = db().prepare(
     `SELECT * FROM (
        SELECT * FROM messages
        WHERE ((sender_id = @a AND receiver_id = @b) OR (sender_id = @b AND receiver_id = @a)) AND seq > @after
-       ORDER BY seq DESC LIMIT @limit
+       ORDER BY seq ${order} LIMIT @limit
      ) ORDER BY seq`,
   ).all({ a, b, after: afterSeq, limit }) as MessageRow[];
   return rows.map(toMessage);

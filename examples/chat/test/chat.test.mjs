@@ -180,6 +180,17 @@ test('bad input and an outsider: auth refused with 403, JSON errors', async () =
   assert.equal(res.status, 400);
   res = await apiCall(app.base, null, 'GET', '/api/messages?with=bob');
   assert.equal(res.status, 401);
+  // A retried send (same id) is stored once; the id of another message is refused.
+  const retry = { id: crypto.randomUUID(), to: 'dave', body: 'Sent twice' };
+  res = await apiCall(app.base, cookies.carol, 'POST', '/api/messages', retry);
+  assert.equal(res.status, 201, res.text);
+  assert.equal(res.json.published, true);
+  res = await apiCall(app.base, cookies.carol, 'POST', '/api/messages', retry);
+  assert.equal(res.status, 200);
+  res = await apiCall(app.base, cookies.carol, 'POST', '/api/messages', { ...retry, body: 'Something else' });
+  assert.equal(res.status, 409);
+  res = await apiCall(app.base, cookies.carol, 'GET', '/api/messages?with=dave');
+  assert.deepEqual(res.json.messages.map((m) => m.body), ['Sent twice']);
 
   // Through the real server: carol's client is refused the alice-bob channel, gets her own.
   const client = sdkClient(cookies.carol);

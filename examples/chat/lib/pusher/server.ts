@@ -37,10 +37,10 @@ export async function bestEffort(what: string, call: (p: Pusher) => Promise<unkn
 
 /** A one-line reason for an SDK error: the HTTP status and body, or the network error. */
 export function describe(e: unknown): string {
-  if (e && typeof e === "object" && "status" in e) {
-    const { status, body } = e as { status: unknown; body?: unknown };
-    return `HTTP ${String(status)} ${typeof body === "string" ? body.slice(0, 200) : ""}`.trim();
-  }
+  // The SDK's RequestError also carries the signed URL; it is left out on purpose.
+  const { status, body, error } = (e ?? {}) as { status?: unknown; body?: unknown; error?: unknown };
+  if (typeof status === "number") return `HTTP ${status} ${typeof body === "string" ? body.slice(0, 200) : ""}`.trim();
+  if (error instanceof Error) return error.message;
   return e instanceof Error ? e.message : String(e);
 }
 

@@ -1,11 +1,11 @@
 import { NextResponse } from "next/server";
-import { chatChannel, EVENTS, MAX_BODY_CHARS, USER_ID_PATTERN } from "@/lib/channels";
+import { chatChannel, EVENTS, MAX_BODY_CHARS, MESSAGES_PAGE, USER_ID_PATTERN } from "@/lib/channels";
 import { conversation, findUser, saveMessage } from "@/lib/db";
 import { badJson, fail, jsonBody, withUser } from "@/lib/http";
 import { bestEffort } from "@/lib/pusher/server";
 import type { Message, MessageNotification, User } from "@/lib/types";
 
-const PAGE = 200;
+
 const MESSAGE_ID = /^[A-Za-z0-9-]{8,64}$/;
 
 /** Resolves the other user of a conversation, or answers why not. */
@@ -30,7 +30,7 @@ export async function GET(req: Request) {
     if (!Number.isSafeInteger(after) || after < 0) {
       return fail(400, "invalid_cursor", "after must be a message seq (a whole number, 0 or more).");
     }
-    return NextResponse.json({ messages: conversation(me.id, peer.id, after, PAGE) });
+    return NextResponse.json({ messages: conversation(me.id, peer.id, after, MESSAGES_PAGE) });
   });
 }
 

@@ -1,13 +1,17 @@
 import { NextResponse } from "next/server";
 import { EVENTS, ONLINE_CHANNEL, USER_ID_PATTERN } from "@/lib/channels";
 import { findUser, touchUser } from "@/lib/db";
-import { badJson, fail, isHttps, jsonBody } from "@/lib/http";
+import { badJson, fail, guarded, isHttps, jsonBody } from "@/lib/http";
 import { bestEffort } from "@/lib/pusher/server";
 import { currentUser, logIn, logOut } from "@/lib/session";
 import type { StatusChange } from "@/lib/types";
 
 /** Log in as a user: `{ "userId": "alice" }`. */
 export async function POST(req: Request) {
+  return guarded(() => logInAs(req));
+}
+
+async function logInAs(req: Request): Promise<Response> {
   const body = await jsonBody(req);
   if (!body) return badJson();
   const { userId } = body;
@@ -24,6 +28,10 @@ export async function POST(req: Request) {
 
 /** Log out. */
 export async function DELETE() {
+  return guarded(logOutNow);
+}
+
+async function logOutNow(): Promise<Response> {
   const user = await currentUser();
   await logOut();
   if (user) {

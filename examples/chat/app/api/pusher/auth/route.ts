@@ -1,7 +1,7 @@
 import { NextResponse } from "next/server";
 import { ONLINE_CHANNEL, parseChatChannel } from "@/lib/channels";
 import { findUser } from "@/lib/db";
-import { fail } from "@/lib/http";
+import { fail, guarded } from "@/lib/http";
 import { authForm } from "@/lib/pusher/auth";
 import { pusherServer } from "@/lib/pusher/server";
 import { currentUser } from "@/lib/session";
@@ -12,6 +12,10 @@ import { currentUser } from "@/lib/session";
  * channel for anyone logged in (with their name as member info), nothing else.
  */
 export async function POST(req: Request) {
+  return guarded(() => authorize(req));
+}
+
+async function authorize(req: Request): Promise<Response> {
   const me = await currentUser();
   if (!me) return fail(403, "unauthenticated", "Log in to subscribe to private channels.");
   const form = await authForm(req, ["socket_id", "channel_name"]);

@@ -1,5 +1,5 @@
 import { NextResponse } from "next/server";
-import { fail } from "@/lib/http";
+import { fail, guarded } from "@/lib/http";
 import { authForm } from "@/lib/pusher/auth";
 import { pusherServer } from "@/lib/pusher/server";
 import { currentUser } from "@/lib/session";
@@ -10,6 +10,10 @@ import { currentUser } from "@/lib/session";
  * and lets an operator close them (`terminateUserConnections`).
  */
 export async function POST(req: Request) {
+  return guarded(() => authenticate(req));
+}
+
+async function authenticate(req: Request): Promise<Response> {
   const me = await currentUser();
   if (!me) return fail(403, "unauthenticated", "Log in to sign in to the real-time connection.");
   const form = await authForm(req, ["socket_id"]);
