@@ -10,6 +10,8 @@
 use std::cell::{Cell, RefCell};
 use std::net::{IpAddr, Ipv4Addr};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_codec::Encoder;
@@ -707,57 +709,66 @@ struct Flood {
 /// Counts of the flood: answered, refused (429 / a refused connection), failed otherwise.
 #[derive(Default)]
 struct FloodCounts {
-    requests_ok: Cell<u64>,
-    requests_limited: Cell<u64>,
-    requests_failed: Cell<u64>,
-    connections_ok: Cell<u64>,
-    connections_refused: Cell<u64>,
+    requests_ok: AtomicU64,
+    requests_limited: AtomicU64,
+    requests_failed: AtomicU64,
+    connections_ok: AtomicU64,
+    connections_refused: AtomicU64,
 }
 
-/// Runs the flood against `abuser` until `stop` is set.
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Runs the flood against `abuser` on a thread of its own (its own actix system), so that the
+/// flood does not queue behind, or delay, the measured app's receivers on the main thread;
+/// until `stop` is set.
 fn start_flood(
     abuser: &Target,
     flood: Flood,
-    stop: &Rc<Cell<bool>>,
-    counts: &Rc<FloodCounts>,
-) -> Vec<actix_rt::task::JoinHandle<()>> {
-    let pool = Rc::new(Pool::new(abuser.source_addresses));
-    let mut tasks = Vec::new();
-    for _ in 0..flood.concurrency.max(1) {
-        let (pool, abuser, stop, counts) =
-            (pool.clone(), abuser.clone(), stop.clone(), counts.clone());
-        tasks.push(actix_rt::spawn(async move {
-            let client = pool.client().clone();
-            let body = trigger_body("flood", 100);
-            while !stop.get() {
-                match rest(&client, &abuser, "POST", "events", &[], &body).await {
-                    Ok(200) => counts.requests_ok.set(counts.requests_ok.get() + 1),
-                    Ok(429) => counts
-                        .requests_limited
-                        .set(counts.requests_limited.get() + 1),
-                    _ => counts.requests_failed.set(counts.requests_failed.get() + 1),
-                }
-            }
-        }));
-    }
-    for _ in 0..flood.connectors {
-        let (pool, url, stop, counts) =
-            (pool.clone(), ws_url(abuser), stop.clone(), counts.clone());
-        tasks.push(actix_rt::spawn(async move {
-            while !stop.get() {
-                match connect(pool.client(), &url).await {
-                    Ok(socket) => {
-                        counts.connections_ok.set(counts.connections_ok.get() + 1);
-                        drop(socket);
+    stop: &Arc<AtomicBool>,
+    counts: &Arc<FloodCounts>,
+) -> std::thread::JoinHandle<()> {
+    let (abuser, stop, counts) = (abuser.clone(), stop.clone(), counts.clone());
+    std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let pool = Rc::new(Pool::new(abuser.source_addresses));
+            let mut tasks = Vec::new();
+            for _ in 0..flood.concurrency.max(1) {
+                let (pool, abuser, stop, counts) =
+                    (pool.clone(), abuser.clone(), stop.clone(), counts.clone());
+                tasks.push(actix_rt::spawn(async move {
+                    let client = pool.client().clone();
+                    let body = trigger_body("flood", 100);
+                    while !stop.load(Ordering::Relaxed) {
+                        match rest(&client, &abuser, "POST", "events", &[], &body).await {
+                            Ok(200) => bump(&counts.requests_ok),
+                            Ok(429) => bump(&counts.requests_limited),
+                            _ => bump(&counts.requests_failed),
+                        }
                     }
-                    Err(_) => counts
-                        .connections_refused
-                        .set(counts.connections_refused.get() + 1),
-                }
+                }));
             }
-        }));
-    }
-    tasks
+            for _ in 0..flood.connectors {
+                let (pool, url, stop, counts) =
+                    (pool.clone(), ws_url(&abuser), stop.clone(), counts.clone());
+                tasks.push(actix_rt::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        match connect(pool.client(), &url).await {
+                            Ok(socket) => {
+                                bump(&counts.connections_ok);
+                                drop(socket);
+                            }
+                            Err(_) => bump(&counts.connections_refused),
+                        }
+                    }
+                }));
+            }
+            for task in tasks {
+                let _ = task.await;
+            }
+        });
+    })
 }
 
 /// The target app's fan-out, quiet and then while another app floods the server.
@@ -773,23 +784,21 @@ async fn abuse(
     println!("== quiet: {subscribers} subscribers, {rate} events/s for {duration}s ==");
     let quiet = fanout(target, server, subscribers, 1, 1, rate, duration, 100, 2000).await;
     println!("== flooded by app {} ==", abuser.app_id);
-    let stop = Rc::new(Cell::new(false));
-    let counts = Rc::new(FloodCounts::default());
-    let tasks = start_flood(abuser, flood, &stop, &counts);
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts = Arc::new(FloodCounts::default());
+    let flooder = start_flood(abuser, flood, &stop, &counts);
     let flooded = fanout(target, server, subscribers, 1, 1, rate, duration, 100, 2000).await;
-    stop.set(true);
-    for task in tasks {
-        let _ = task.await;
-    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = actix_rt::task::spawn_blocking(move || flooder.join()).await;
     let p99 = |run: &Value| run["latency"]["p99_us"].as_f64().unwrap_or(f64::NAN);
     let ratio = p99(&flooded) / p99(&quiet);
     println!(
         "flood: {} requests answered, {} refused with 429, {} failed; {} connections accepted, {} refused",
-        counts.requests_ok.get(),
-        counts.requests_limited.get(),
-        counts.requests_failed.get(),
-        counts.connections_ok.get(),
-        counts.connections_refused.get()
+        counts.requests_ok.load(Ordering::Relaxed),
+        counts.requests_limited.load(Ordering::Relaxed),
+        counts.requests_failed.load(Ordering::Relaxed),
+        counts.connections_ok.load(Ordering::Relaxed),
+        counts.connections_refused.load(Ordering::Relaxed)
     );
     println!(
         "target app p99: quiet {:.2} ms, flooded {:.2} ms ({ratio:.2}x)",
@@ -800,11 +809,11 @@ async fn abuse(
         "scenario": "abuse", "quiet": quiet, "flooded": flooded, "p99_ratio": ratio,
         "flood": {
             "concurrency": flood.concurrency, "connectors": flood.connectors,
-            "requests_ok": counts.requests_ok.get(),
-            "requests_limited": counts.requests_limited.get(),
-            "requests_failed": counts.requests_failed.get(),
-            "connections_ok": counts.connections_ok.get(),
-            "connections_refused": counts.connections_refused.get(),
+            "requests_ok": counts.requests_ok.load(Ordering::Relaxed),
+            "requests_limited": counts.requests_limited.load(Ordering::Relaxed),
+            "requests_failed": counts.requests_failed.load(Ordering::Relaxed),
+            "connections_ok": counts.connections_ok.load(Ordering::Relaxed),
+            "connections_refused": counts.connections_refused.load(Ordering::Relaxed),
         },
     })
 }

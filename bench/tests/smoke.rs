@@ -110,6 +110,54 @@ async fn every_scenario_runs_against_the_server() {
     );
 }
 
+/// `abuse`: a second app with tight limits floods the server while the test app's fan-out is
+/// measured; the flood is refused by those limits and the measured app loses nothing.
+#[actix_rt::test]
+async fn the_abuse_scenario_measures_one_app_while_another_is_refused() {
+    let server = TestServer::start().await;
+    let mut abuser = server.app.clone();
+    abuser.id = "424242".into();
+    abuser.key = "abuser-key".into();
+    abuser.name = "abuser".into();
+    abuser.limits.max_backend_events_per_second = 20;
+    abuser.limits.max_new_connections_per_second = 5;
+    let abuser = server.server.add_app(abuser).await.expect("abuser app");
+    let run = bench(
+        &server,
+        &[
+            "abuse",
+            "--abuser-app-id",
+            &abuser.id,
+            "--abuser-key",
+            &abuser.key,
+            "--abuser-secret",
+            &abuser.secret,
+            "--subscribers",
+            "50",
+            "--rate",
+            "20",
+            "--duration",
+            "1",
+            "--concurrency",
+            "4",
+            "--connectors",
+            "2",
+        ],
+    )
+    .await;
+    for phase in ["quiet", "flooded"] {
+        assert_eq!(
+            run[phase]["delivered"], run[phase]["expected"],
+            "{phase}: every delivery arrived: {run}"
+        );
+        assert!(run[phase]["published"].as_u64().unwrap() > 5, "{run}");
+    }
+    let flood = &run["flood"];
+    assert!(flood["requests_limited"].as_u64().unwrap() > 0, "{run}");
+    assert!(flood["connections_refused"].as_u64().unwrap() > 0, "{run}");
+    assert!(run["p99_ratio"].as_f64().unwrap() > 0.0, "{run}");
+}
+
 /// `floor` needs no server: it writes to loopback connections it opened to itself.
 #[actix_rt::test]
 async fn the_floor_scenario_counts_every_write_it_delivers() {
