@@ -31,6 +31,9 @@ pub struct Metrics {
     rejected: IntCounterVec,
     rate_limited: IntCounterVec,
     untracked_addresses: IntCounter,
+    webhooks: IntCounterVec,
+    webhook_latency: prometheus::Histogram,
+    webhook_outbox: IntGauge,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -70,7 +73,40 @@ impl Default for Metrics {
         registry
             .register(Box::new(http_duration.clone()))
             .expect("unique metric");
+        let webhook_latency = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "webhook_delivery_duration_seconds",
+                "Time from sending a webhook request to its answer",
+            )
+            .namespace("reverb_pusher")
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(webhook_latency.clone()))
+            .expect("unique metric");
+        let webhook_outbox = IntGauge::with_opts(
+            Opts::new(
+                "webhook_outbox",
+                "Webhook deliveries waiting in the database outbox",
+            )
+            .namespace("reverb_pusher"),
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(webhook_outbox.clone()))
+            .expect("unique metric");
         Self {
+            webhooks: counter(
+                r,
+                "webhooks_total",
+                "Webhook events queued and dropped, and requests sent, failed, retried and dead",
+                &["app_id", "outcome"],
+            ),
+            webhook_latency,
+            webhook_outbox,
             connections: gauge(r, "connections", "Open WebSocket connections", &["app_id"]),
             connections_opened: counter(
                 r,
@@ -277,6 +313,22 @@ impl Metrics {
         self.http_duration
             .with_label_values(&[endpoint])
             .observe(seconds);
+    }
+
+    /// Counts webhook events (`queued`, `dropped`) or requests (`sent`, `failed`, `retried`,
+    /// `dead`) of an app.
+    pub fn webhooks(&self, app_id: &str, outcome: &str, n: u64) {
+        self.webhooks
+            .with_label_values(&[app_id, outcome])
+            .inc_by(n);
+    }
+
+    pub fn webhook_latency(&self, seconds: f64) {
+        self.webhook_latency.observe(seconds);
+    }
+
+    pub fn webhook_outbox(&self, depth: i64) {
+        self.webhook_outbox.set(depth);
     }
 
     /// The Prometheus text exposition.

@@ -13,6 +13,7 @@
 pub mod admin;
 pub mod crypto;
 pub mod schema;
+pub mod webhooks;
 
 use std::fmt;
 use std::path::Path;
