@@ -594,3 +594,47 @@ async fn pending_deliveries_and_held_back_events_survive_a_restart() {
     }
     receiver.stop().await;
 }
+
+#[actix_rt::test]
+async fn deleting_an_app_deletes_its_webhooks() {
+    let server = TestServer::start_with(fast, |_| {}).await;
+    let receiver = Receiver::start();
+    let admin = server.admin_logged_in().await;
+    let endpoint = add_endpoint(
+        &admin,
+        &server,
+        json!({"url": receiver.url(), "event_types": ["channel_occupied"]}),
+    )
+    .await;
+    let test = admin
+        .post(
+            &format!(
+                "/apps/{}/webhooks/{}/test",
+                server.app.id,
+                endpoint["id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(test.status, 202, "{:?}", test.body);
+    let requests = receiver.wait_for(1).await;
+    assert_eq!(
+        requests[0].events(),
+        vec![json!({"name": "channel_occupied", "channel": "reverb-pusher-test"})]
+    );
+    assert_signed(&server, &requests[0]);
+    let deleted = admin.delete(&format!("/apps/{}", server.app.id)).await;
+    assert_eq!(deleted.status, 204, "{:?}", deleted.body);
+    let db = server.server.db.clone();
+    let (endpoints, deliveries) = reverb_pusher::blocking(&db, move |db| {
+        Ok((
+            db.webhook_endpoints()?,
+            db.webhook_deliveries(&server.app.id, None, None, 10)?,
+        ))
+    })
+    .await
+    .unwrap();
+    assert!(endpoints.is_empty(), "{endpoints:?}");
+    assert!(deliveries.is_empty(), "{deliveries:?}");
+    receiver.stop().await;
+}
