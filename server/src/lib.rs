@@ -21,6 +21,7 @@ pub mod settings;
 pub mod state;
 pub mod telemetry;
 pub mod tls;
+pub mod webhooks;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -70,6 +71,8 @@ pub struct Server {
     purge: actix_web::rt::task::JoinHandle<()>,
     /// The loop that writes message usage (the quota) to the database.
     usage_keeper: actix_web::rt::task::JoinHandle<()>,
+    /// Webhook producers and the delivery worker.
+    pub webhooks: webhooks::Webhooks,
 }
 
 fn into_db(e: AppError) -> DbError {
@@ -119,6 +122,14 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
         directory.clone(),
         Duration::from_secs(settings.usage_flush_secs.max(1)),
     );
+    // Before the listener opens, so that no event of an app with webhooks is missed.
+    let webhooks = webhooks::Webhooks::start(
+        db.clone(),
+        directory.clone(),
+        node.clone(),
+        webhooks::Config::from_settings(&settings),
+    )
+    .await?;
 
     let admin = Arc::new(admin::AdminState {
         setup_file: std::path::Path::new(&settings.master_key_file).with_file_name("setup-token"),
@@ -163,6 +174,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
         settings: Arc::new(settings),
         db: db.clone(),
         apps: apps.clone(),
+        webhooks: webhooks.clone(),
     });
     let main_state = state.clone();
     let admin_state = web::Data::from(admin.clone());
@@ -232,6 +244,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
         tls,
         purge,
         usage_keeper,
+        webhooks,
     })
 }
 
@@ -308,6 +321,8 @@ impl Server {
         // Let the last close frames reach their sockets before the workers stop.
         actix_web::rt::time::sleep(Duration::from_millis(200)).await;
         self.purge.abort();
+        // Webhook events still in memory (gathered or held back) go to the outbox.
+        self.webhooks.shutdown().await;
         // The last message counts of this run, so that a restart keeps the quota.
         self.usage_keeper.abort();
         let (db, directory) = (self.db.clone(), self.directory.clone());

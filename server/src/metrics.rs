@@ -31,6 +31,9 @@ pub struct Metrics {
     rejected: IntCounterVec,
     rate_limited: IntCounterVec,
     untracked_addresses: IntCounter,
+    webhooks: IntCounterVec,
+    webhook_latency: prometheus::Histogram,
+    webhook_outbox: IntGauge,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -70,7 +73,40 @@ impl Default for Metrics {
         registry
             .register(Box::new(http_duration.clone()))
             .expect("unique metric");
+        let webhook_latency = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "webhook_delivery_duration_seconds",
+                "Time from sending a webhook request to its answer",
+            )
+            .namespace("reverb_pusher")
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(webhook_latency.clone()))
+            .expect("unique metric");
+        let webhook_outbox = IntGauge::with_opts(
+            Opts::new(
+                "webhook_outbox",
+                "Webhook deliveries waiting in the database outbox",
+            )
+            .namespace("reverb_pusher"),
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(webhook_outbox.clone()))
+            .expect("unique metric");
         Self {
+            webhooks: counter(
+                r,
+                "webhooks_total",
+                "Webhook events queued and dropped, and requests sent, failed, retried and dead",
+                &["app_id", "outcome"],
+            ),
+            webhook_latency,
+            webhook_outbox,
             connections: gauge(r, "connections", "Open WebSocket connections", &["app_id"]),
             connections_opened: counter(
                 r,
@@ -279,6 +315,22 @@ impl Metrics {
             .observe(seconds);
     }
 
+    /// Counts webhook events (`queued`, `dropped`) or requests (`sent`, `failed`, `retried`,
+    /// `dead`) of an app.
+    pub fn webhooks(&self, app_id: &str, outcome: &str, n: u64) {
+        self.webhooks
+            .with_label_values(&[app_id, outcome])
+            .inc_by(n);
+    }
+
+    pub fn webhook_latency(&self, seconds: f64) {
+        self.webhook_latency.observe(seconds);
+    }
+
+    pub fn webhook_outbox(&self, depth: i64) {
+        self.webhook_outbox.set(depth);
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
@@ -449,6 +501,11 @@ mod tests {
             app.rate_limited(limit);
         }
         app.untracked_addresses.inc();
+        for outcome in ["queued", "dropped", "sent", "failed", "retried", "dead"] {
+            metrics.webhooks("42", outcome, 1);
+        }
+        metrics.webhook_latency(0.01);
+        metrics.webhook_outbox(1);
         metrics.http_request("/apps/:app_id/events", 200, 0.001);
         let text = metrics.render();
         let mut names = 0;
@@ -472,7 +529,7 @@ mod tests {
                         doc.contains(&format!("`{key}`")),
                         "label {key} undocumented"
                     );
-                    if matches!(key, "kind" | "reason" | "limit") {
+                    if matches!(key, "kind" | "reason" | "limit" | "outcome") {
                         assert!(
                             doc.contains(&format!("`{value}`")),
                             "{key}=\"{value}\" is missing from docs/src/operations/metrics.md"
@@ -481,6 +538,6 @@ mod tests {
                 }
             }
         }
-        assert_eq!(names, 14, "{text}");
+        assert_eq!(names, 17, "{text}");
     }
 }

@@ -11,7 +11,7 @@ use shared::limits::{AppLimits, LimitError};
 const ENV_PREFIX: &str = "REVERB_PUSHER_";
 
 /// Every field of [`Settings`], as environment variables name them (a test keeps it in step).
-pub(crate) const FIELDS: [&str; 30] = [
+pub(crate) const FIELDS: [&str; 37] = [
     "tls_cert_file",
     "tls_key_file",
     "tls_reload_secs",
@@ -41,6 +41,13 @@ pub(crate) const FIELDS: [&str; 30] = [
     "log_format",
     "app_sync_interval_ms",
     "usage_flush_secs",
+    "webhook_vacate_delay_ms",
+    "webhook_batch_window_ms",
+    "webhook_timeout_ms",
+    "webhook_retry_horizon_secs",
+    "webhook_backoff_base_ms",
+    "webhook_allow_private_targets",
+    "webhook_log_retention_hours",
     "default_app_limits",
 ];
 
@@ -148,6 +155,26 @@ pub struct Settings {
     /// How often (seconds) the apps' message counts for the daily and monthly quota are written
     /// to the database; a crash loses at most this much of the count.
     pub usage_flush_secs: u64,
+    /// How long (milliseconds) `channel_vacated` and `member_removed` webhooks wait; a channel
+    /// or member back within it sends neither (a page reload sends nothing). 0 sends at once.
+    pub webhook_vacate_delay_ms: u64,
+    /// How long (milliseconds) events for one endpoint are gathered into one request (at most
+    /// 100 events per request).
+    pub webhook_batch_window_ms: u64,
+    /// How long (milliseconds) a webhook request may take before it counts as failed.
+    pub webhook_timeout_ms: u64,
+    /// How long (seconds) a webhook that fails with a transport error, a 5xx, 408 or 429 is
+    /// retried before it is dead-lettered.
+    pub webhook_retry_horizon_secs: u64,
+    /// The first retry delay (milliseconds); each next one doubles (up to 15 minutes), with
+    /// jitter.
+    pub webhook_backoff_base_ms: u64,
+    /// Whether webhook URLs may name loopback, private or link-local IP addresses or
+    /// `localhost`. Admins are trusted, so it is on; turn it off when webhook URLs come from
+    /// people who must not reach your internal network. (Host names are not resolved to check.)
+    pub webhook_allow_private_targets: bool,
+    /// How long (hours) finished webhook deliveries stay in the delivery log.
+    pub webhook_log_retention_hours: u64,
     /// The limits of newly created apps (admin API, panel, CLI). Each limit is optional here;
     /// a missing one takes its built-in default. Existing apps keep their own limits.
     pub default_app_limits: AppLimits,
@@ -185,6 +212,13 @@ impl Default for Settings {
             log_format: LogFormat::Pretty,
             app_sync_interval_ms: 1000,
             usage_flush_secs: 10,
+            webhook_vacate_delay_ms: 3000,
+            webhook_batch_window_ms: 50,
+            webhook_timeout_ms: 5000,
+            webhook_retry_horizon_secs: 86_400,
+            webhook_backoff_base_ms: 1000,
+            webhook_allow_private_targets: true,
+            webhook_log_retention_hours: 168,
             default_app_limits: AppLimits::default(),
         }
     }
@@ -313,6 +347,12 @@ impl Settings {
         }
         if self.usage_flush_secs == 0 {
             return invalid("usage_flush_secs", "must be at least 1");
+        }
+        if self.webhook_timeout_ms == 0 {
+            return invalid("webhook_timeout_ms", "must be at least 1");
+        }
+        if self.webhook_backoff_base_ms == 0 {
+            return invalid("webhook_backoff_base_ms", "must be at least 1");
         }
         if self.app_sync_interval_ms == 0 {
             return invalid("app_sync_interval_ms", "must be at least 1");

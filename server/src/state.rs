@@ -22,4 +22,6 @@ pub struct AppState {
     pub db: Db,
     /// The one place that changes apps.
     pub apps: crate::apps::AppService,
+    /// Webhook endpoints, producers and delivery.
+    pub webhooks: crate::webhooks::Webhooks,
 }

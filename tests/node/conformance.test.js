@@ -451,7 +451,7 @@ test('the admin API OpenAPI document validates against the OpenAPI schema', asyn
   assert.equal(result.valid, true, JSON.stringify(result.errors, null, 2));
   assert.match(doc.openapi, /^3\.1\./);
   const operations = Object.values(doc.paths).flatMap((item) => Object.keys(item));
-  assert.equal(operations.length, 22, 'every admin endpoint is described');
+  assert.equal(operations.length, 30, 'every admin endpoint is described');
 });
 
 // Issue 19: apps moved from Pusher keep their credentials, so their clients need no change.
@@ -514,5 +514,59 @@ test('encrypted channel in a browser with pusher-js/with-encryption', async () =
     assert.deepEqual(await received.jsonValue(), { pin: 4242 });
   } finally {
     await browser.close();
+  }
+});
+
+// Issue 16: the official SDK's webhook validation accepts what the server sends.
+test('webhooks: the `pusher` SDK validates a received webhook (content type, key, signature)', async () => {
+  const password = 'webhook conformance password';
+  execFileSync(BIN, ['--database-url', databaseUrl, 'user', 'create', '--email', 'hooks@example.com', '--name', 'Hooks'],
+    { input: `${password}\n` });
+  const login = await fetch(`http://127.0.0.1:${port}/admin/api/login`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email: 'hooks@example.com', password }),
+  });
+  assert.equal(login.status, 200);
+  const cookie = login.headers.get('set-cookie').split(';')[0];
+  const { csrf_token: csrf } = await login.json();
+
+  const received = [];
+  let arrived;
+  const arrival = new Promise((resolve) => { arrived = resolve; });
+  const receiver = http.createServer((req, res) => {
+    let rawBody = '';
+    req.on('data', (chunk) => { rawBody += chunk; });
+    req.on('end', () => {
+      received.push({ headers: req.headers, rawBody });
+      res.writeHead(200);
+      res.end('ok');
+      arrived();
+    });
+  });
+  await new Promise((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  try {
+    const created = await fetch(`http://127.0.0.1:${port}/admin/api/apps/${creds.id}/webhooks`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', cookie, 'x-csrf-token': csrf },
+      body: JSON.stringify({
+        url: `http://127.0.0.1:${receiver.address().port}/hook`,
+        event_types: ['channel_occupied'],
+        channel_prefix: 'hooked-',
+      }),
+    });
+    assert.equal(created.status, 201, await created.clone().text());
+    const c = await connected('hooks');
+    await subscribed(c, 'hooked-channel');
+    await within(arrival, 'a webhook');
+    const webhook = sdk.webhook(received[0]);
+    assert.equal(webhook.isValid(), true, JSON.stringify(received[0]));
+    assert.deepEqual(webhook.getEvents(), [{ name: 'channel_occupied', channel: 'hooked-channel' }]);
+    assert.ok(webhook.getTime() instanceof Date);
+    // A wrong secret does not validate it: the signature is really checked.
+    const other = new PusherServer({ appId: creds.id, key: creds.key, secret: 'not-the-secret', host: '127.0.0.1' });
+    assert.equal(other.webhook(received[0]).isValid(), false);
+    c.disconnect();
+  } finally {
+    receiver.close();
   }
 });

@@ -19,4 +19,5 @@ mod integration {
     pub mod storage;
     pub mod tls;
     pub mod users;
+    pub mod webhooks;
 }

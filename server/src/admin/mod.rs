@@ -13,6 +13,7 @@ pub mod login;
 pub mod throttle;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 use actix_web::error::JsonPayloadError;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -117,6 +118,38 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .route("/apps/{id}/debug", web::get().to(console::stream))
             .route("/apps/{id}/events", web::post().to(console::trigger))
+            .route(
+                "/apps/{id}/webhooks",
+                web::get().to(webhooks::list_endpoints),
+            )
+            .route(
+                "/apps/{id}/webhooks",
+                web::post().to(webhooks::create_endpoint),
+            )
+            .route(
+                "/apps/{id}/webhooks/{endpoint_id}",
+                web::patch().to(webhooks::update_endpoint),
+            )
+            .route(
+                "/apps/{id}/webhooks/{endpoint_id}",
+                web::delete().to(webhooks::delete_endpoint),
+            )
+            .route(
+                "/apps/{id}/webhooks/{endpoint_id}/test",
+                web::post().to(webhooks::test_endpoint),
+            )
+            .route(
+                "/apps/{id}/webhook-deliveries",
+                web::get().to(webhooks::list_deliveries),
+            )
+            .route(
+                "/apps/{id}/webhook-deliveries/replay",
+                web::post().to(webhooks::replay_dead),
+            )
+            .route(
+                "/apps/{id}/webhook-deliveries/{delivery_id}/replay",
+                web::post().to(webhooks::replay_one),
+            )
             .route("/audit", web::get().to(audit::list_audit))
             .default_service(web::to(|| async {
                 actix_web::ResponseError::error_response(&ApiError::not_found(
@@ -193,6 +226,9 @@ impl Modify for SecuritySchemes {
         apps::list_apps, apps::create_app, apps::import_apps, apps::get_app, apps::update_app, apps::delete_app,
         apps::rotate_app_secret, console::stream, console::trigger,
         audit::list_audit,
+        webhooks::list_endpoints, webhooks::create_endpoint, webhooks::update_endpoint,
+        webhooks::delete_endpoint, webhooks::test_endpoint, webhooks::list_deliveries,
+        webhooks::replay_dead, webhooks::replay_one,
     ),
     components(schemas(
         dto::ErrorBody, dto::SetupStatus, dto::SetupRequest, dto::LoginRequest, dto::SessionInfo,
@@ -203,6 +239,8 @@ impl Modify for SecuritySchemes {
         dto::AppUsage, dto::QuotaPeriod,
         transfer::Format, transfer::ImportRequest, transfer::ImportAction,
         transfer::ImportedAppReport, transfer::ImportReport,
+        webhooks::WebhookEndpoint, webhooks::WebhookEndpointInput, webhooks::WebhookDelivery,
+        webhooks::ReplayResult,
     )),
     modifiers(&SecuritySchemes),
     tags(
@@ -211,6 +249,7 @@ impl Modify for SecuritySchemes {
         (name = "tokens", description = "API tokens for automation"),
         (name = "apps", description = "Apps; every change applies at once to that app only"),
         (name = "audit", description = "The log of configuration changes"),
+        (name = "webhooks", description = "Webhook endpoints, the delivery log, dead letters and replay"),
     )
 )]
 pub struct AdminApiDoc;

@@ -13,6 +13,7 @@
 pub mod admin;
 pub mod crypto;
 pub mod schema;
+pub mod webhooks;
 
 use std::fmt;
 use std::path::Path;
@@ -589,7 +590,8 @@ impl Db {
         Ok(true)
     }
 
-    /// Deletes an app and its usage counts; [`DbError::NotFound`] if there was none.
+    /// Deletes an app, its usage counts and its webhooks (endpoints and deliveries);
+    /// [`DbError::NotFound`] if there was none.
     pub fn delete_app(&self, id: &str) -> Result<(), DbError> {
         self.conn()?.transaction(|conn| {
             let deleted = diesel::delete(apps::table.find(id)).execute(conn)?;
@@ -597,6 +599,14 @@ impl Db {
                 return Err(DbError::NotFound);
             }
             diesel::delete(app_usage::table.filter(app_usage::app_id.eq(id))).execute(conn)?;
+            diesel::delete(
+                schema::webhook_deliveries::table.filter(schema::webhook_deliveries::app_id.eq(id)),
+            )
+            .execute(conn)?;
+            diesel::delete(
+                schema::webhook_endpoints::table.filter(schema::webhook_endpoints::app_id.eq(id)),
+            )
+            .execute(conn)?;
             Ok(())
         })
     }

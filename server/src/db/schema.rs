@@ -92,3 +92,41 @@ diesel::table! {
         messages -> BigInt,
     }
 }
+
+diesel::table! {
+    /// Where each app's webhooks go (see `crate::webhooks`).
+    webhook_endpoints (id) {
+        id -> Text,
+        app_id -> Text,
+        url -> Text,
+        /// JSON array of event type names.
+        event_types -> Text,
+        channel_prefix -> Nullable<Text>,
+        channel_suffix -> Nullable<Text>,
+        /// JSON object of extra headers.
+        headers -> Text,
+        enabled -> Bool,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Webhook requests: the outbox while `pending`, then the delivery log.
+    webhook_deliveries (id) {
+        id -> Text,
+        app_id -> Text,
+        endpoint_id -> Text,
+        created_at_ms -> BigInt,
+        body -> Text,
+        events -> Integer,
+        state -> Text,
+        attempts -> Integer,
+        next_attempt_at_ms -> BigInt,
+        last_attempt_at_ms -> Nullable<BigInt>,
+        status_code -> Nullable<Integer>,
+        latency_ms -> Nullable<BigInt>,
+        error -> Nullable<Text>,
+        response -> Nullable<Text>,
+    }
+}

@@ -290,6 +290,11 @@ impl Inner {
 pub struct AppEvents(Arc<Inner>);
 
 impl AppEvents {
+    /// Whether both handles are the same stream (an app restarted gets a new one).
+    pub fn same_as(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// Whether any consumer wants this kind right now.
     #[inline]
     pub fn wants(&self, kind: Kind) -> bool {

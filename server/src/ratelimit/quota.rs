@@ -6,7 +6,7 @@
 //! events, presence `member_added`/`member_removed`); protocol frames (`connection_established`,
 //! ping/pong, subscription results, errors) are not messages. That is Pusher's rule: one event
 //! published to 50 subscribers is 51 messages. (Pusher also counts webhook calls and REST
-//! queries; we will count webhooks when they exist, and REST queries have their own rate.)
+//! queries; webhook calls are not counted here yet, and REST queries have their own rate.)
 //!
 //! Counting is one atomic add on the hot path ([`Usage::add`]). The counts per period are
 //! folded from that counter under a small lock only when somebody asks (a REST publish checks
