@@ -276,27 +276,26 @@ pub fn keep(db: &Db, directory: &Directory) {
     if let Err(e) = load(db, &apps) {
         tracing::warn!(error = %e, "cannot read stored message usage; retrying");
     }
-    let mut batch = Vec::new();
-    for app in &apps {
-        let id = app.config.load().id.clone();
-        let counts = app.metrics.usage.take_unwritten(now);
-        if !counts.is_empty() {
-            batch.push((id, counts));
-        }
-    }
+    // Each app's unwritten counts, kept beside the app so that a failed write goes back to it.
+    let batch: Vec<(&AppHandle, String, BTreeMap<Day, u64>)> = apps
+        .iter()
+        .map(|app| {
+            let id = app.config.load().id.clone();
+            (app, id, app.metrics.usage.take_unwritten(now))
+        })
+        .filter(|(_, _, counts)| !counts.is_empty())
+        .collect();
     if batch.is_empty() {
         return;
     }
     let rows: Vec<(String, Day, u64)> = batch
         .iter()
-        .flat_map(|(id, counts)| counts.iter().map(|(d, n)| (id.clone(), *d, *n)))
+        .flat_map(|(_, id, counts)| counts.iter().map(|(d, n)| (id.clone(), *d, *n)))
         .collect();
     if let Err(e) = db.add_usage(&rows) {
         tracing::warn!(error = %e, "cannot write message usage; keeping it for the next round");
-        for (id, counts) in batch {
-            if let Some(app) = apps.iter().find(|a| a.config.load().id == id) {
-                app.metrics.usage.restore_unwritten(counts, &id);
-            }
+        for (app, id, counts) in batch {
+            app.metrics.usage.restore_unwritten(counts, &id);
         }
     }
 }
