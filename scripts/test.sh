@@ -4,7 +4,8 @@
 #   2. the integration suite again on PostgreSQL and on MySQL/MariaDB (servers on loopback;
 #      override with TEST_POSTGRES_URL / TEST_MYSQL_URL);
 #   3. the Node suites against the binary: conformance with the real pusher-js client and
-#      `pusher` Node SDK, a real-process operations test, the documentation's client snippets
+#      `pusher` Node SDK (on one node, and again across a 2-node cluster on the local Redis),
+#      the panel's Cluster page, a real-process operations test, the documentation's client snippets
 #      (pusher-js, the Node and Python SDKs, Laravel Echo), and the admin UI in headless Chromium;
 #   4. the chat example (examples/chat): its pinned packages installed, its production build,
 #      and its tests (two users in headless Chromium against the binary).
@@ -52,7 +53,10 @@ if [ ! -x target/py/bin/python ] || ! cmp -s tests/python/requirements.txt targe
 fi
 
 status=0
-echo "== docs: build the book, check its links, lint the Dockerfile =="
+started=$SECONDS
+# Each phase's heading says how long the run has taken so far (CI has a deadline).
+phase() { echo "== $1 (at $(( (SECONDS - started) / 60 ))m$(( (SECONDS - started) % 60 ))s) =="; }
+phase "docs: build the book, check its links, lint the Dockerfile"
 docs_passed=0
 docs_failed=0
 ./scripts/docs.sh 2>&1 | tee target/docs.log
@@ -64,22 +68,38 @@ if [ -x "$MDBOOK" ]; then
   export REVERB_PUSHER_MDBOOK="$MDBOOK" REVERB_PUSHER_REQUIRE_DOCS=1
 fi
 
+# The integration suite runs under cargo-nextest where it is installed (it is on the CI machine
+# kind): each test in its own process, killed after the time limit in .config/nextest.toml, so a
+# stuck test fails alone instead of holding the run until CI's own deadline.
+if cargo nextest --version >/dev/null 2>&1; then
+  integration() { cargo nextest run --no-fail-fast -p reverb-pusher-tests --features all-databases --test integration; }
+else
+  echo "cargo-nextest is not installed: the integration suite runs under cargo test (no per-test time limit)"
+  integration() { cargo test -p reverb-pusher-tests --features all-databases --test integration; }
+fi
+
 : > target/cargo-test.log
+phase "build the server (debug, with the admin panel and the book)"
 cargo build -p reverb-pusher --features all-databases || exit 1
 
-echo "== Rust tests (SQLite) =="
-cargo test --workspace --exclude admin-ui --features "$FEATURES" 2>&1 | tee -a target/cargo-test.log
+phase "Rust unit and doc tests"
+for targets in "--lib --bins" "--doc"; do
+  # shellcheck disable=SC2086 # two words on purpose
+  cargo test --workspace --exclude admin-ui --features "$FEATURES" $targets 2>&1 | tee -a target/cargo-test.log
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+done
+phase "integration suite on SQLite"
+(unset TEST_DATABASE_URL; integration) 2>&1 | tee -a target/cargo-test.log
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 for url in "$POSTGRES_URL" "$MYSQL_URL"; do
-  echo "== integration suite on ${url%%://*} =="
-  TEST_DATABASE_URL="$url" cargo test -p reverb-pusher-tests --features all-databases --test integration 2>&1 \
-    | tee -a target/cargo-test.log
+  phase "integration suite on ${url%%://*}"
+  (export TEST_DATABASE_URL="$url"; integration) 2>&1 | tee -a target/cargo-test.log
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 done
 
-echo "== conformance: pusher-js and the pusher Node SDK; the documentation's snippets =="
+phase "conformance: pusher-js and the pusher Node SDK; the documentation's snippets; the panel"
 (cd tests/node && SERVER_BIN="$PWD/../../target/debug/reverb-pusher" DOCS_PYTHON="$PWD/../../target/py/bin/python" \
-  node --test --test-concurrency=1 --test-reporter=spec conformance.test.js operations.test.js docs.test.js ui.test.js) 2>&1 | tee target/node-test.log
+  node --test --test-concurrency=1 --test-timeout=300000 --test-reporter=spec conformance.test.js conformance-cluster.test.js cluster-ui.test.js operations.test.js docs.test.js ui.test.js webhooks-ui.test.js dashboard.test.js) 2>&1 | tee target/node-test.log
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 # better-sqlite3 (the chat example's database driver) publishes prebuilt binaries on GitHub only;
@@ -98,16 +118,20 @@ keep_native_build() {
   return 0
 }
 
-echo "== example: the chat app (examples/chat) against the binary, in headless Chromium =="
+phase "example: the chat app (examples/chat) against the binary, in headless Chromium"
 (cd examples/chat && export NEXT_TELEMETRY_DISABLED=1 \
   && npm ci --no-audit --no-fund --loglevel=error && keep_native_build && npm run build \
   && SERVER_BIN="$PWD/../../target/debug/reverb-pusher" \
-     node --test --test-concurrency=1 --test-reporter=spec test/*.test.mjs) 2>&1 | tee target/chat-test.log
+     node --test --test-concurrency=1 --test-timeout=300000 --test-reporter=spec test/*.test.mjs) 2>&1 | tee target/chat-test.log
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 # One closing line for every runner.
-rust_passed=$(grep -o '[0-9]* passed' target/cargo-test.log | awk '{s+=$1} END {print s+0}')
-rust_failed=$(grep -o '[0-9]* failed' target/cargo-test.log | awk '{s+=$1} END {print s+0}')
+# Only the runners' own result lines: cargo test's "test result:" and nextest's "Summary" (the
+# output nextest shows for a failed test is indented, its inner "test result:" is not counted).
+rust_results=$(grep -E '^test result:|^ +Summary \[' target/cargo-test.log)
+rust_passed=$(grep -oE '[0-9]+ passed' <<<"$rust_results" | awk '{s+=$1} END {print s+0}')
+# cargo test says "N failed"; nextest says "N failed" and "N timed out".
+rust_failed=$(grep -oE '[0-9]+ (failed|timed out)' <<<"$rust_results" | awk '{s+=$1} END {print s+0}')
 node_passed=$(grep -E '^ℹ pass [0-9]+' target/node-test.log | awk '{print $3}')
 node_failed=$(grep -E '^ℹ fail [0-9]+' target/node-test.log | awk '{print $3}')
 chat_passed=$(grep -E '^ℹ pass [0-9]+' target/chat-test.log | awk '{print $3}')

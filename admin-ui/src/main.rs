@@ -8,6 +8,7 @@
 #![allow(clippy::needless_pass_by_value, non_snake_case)]
 
 mod api;
+mod charts;
 mod pages;
 mod ui;
 
@@ -109,13 +110,17 @@ fn Shell() -> impl IntoView {
                 <Routes fallback=|| view! { <NotFound /> }>
                     <Route path=path!("/setup") view=pages::auth::SetupPage />
                     <Route path=path!("/login") view=pages::auth::LoginPage />
-                    <Route path=path!("/") view=|| view! { <RequireLogin><pages::apps::AppsPage /></RequireLogin> } />
+                    <Route path=path!("/") view=|| view! { <RequireLogin><pages::dashboard::DashboardPage /></RequireLogin> } />
+                    <Route path=path!("/apps") view=|| view! { <RequireLogin><pages::apps::AppsPage /></RequireLogin> } />
                     <Route path=path!("/apps/:id") view=|| view! { <RequireLogin><pages::app::AppPage tab=pages::app::Tab::Overview /></RequireLogin> } />
                     <Route path=path!("/apps/:id/settings") view=|| view! { <RequireLogin><pages::app::AppPage tab=pages::app::Tab::Settings /></RequireLogin> } />
+                    <Route path=path!("/apps/:id/stats") view=|| view! { <RequireLogin><pages::app::AppPage tab=pages::app::Tab::Stats /></RequireLogin> } />
                     <Route path=path!("/apps/:id/console") view=|| view! { <RequireLogin><pages::app::AppPage tab=pages::app::Tab::Console /></RequireLogin> } />
+                    <Route path=path!("/apps/:id/webhooks") view=|| view! { <RequireLogin><pages::app::AppPage tab=pages::app::Tab::Webhooks /></RequireLogin> } />
                     <Route path=path!("/users") view=|| view! { <RequireLogin><pages::users::UsersPage /></RequireLogin> } />
                     <Route path=path!("/tokens") view=|| view! { <RequireLogin><pages::tokens::TokensPage /></RequireLogin> } />
                     <Route path=path!("/audit") view=|| view! { <RequireLogin><pages::audit::AuditPage /></RequireLogin> } />
+                    <Route path=path!("/cluster") view=|| view! { <RequireLogin><pages::cluster::ClusterPage /></RequireLogin> } />
                 </Routes>
             </Show>
         </main>
@@ -150,10 +155,12 @@ fn Nav() -> impl IntoView {
         <header class="topbar">
             <A href="/admin" attr:class="brand">"Reverb Pusher"</A>
             <nav aria-label="Main">
-                <A href="/admin" exact=true>"Apps"</A>
+                <A href="/admin" exact=true>"Dashboard"</A>
+                <A href="/admin/apps" exact=true>"Apps"</A>
                 <A href="/admin/users">"Users"</A>
                 <A href="/admin/tokens">"API tokens"</A>
                 <A href="/admin/audit">"Audit log"</A>
+                <A href="/admin/cluster">"Cluster"</A>
             </nav>
             <div class="account">
                 <span class="who">{name}</span>

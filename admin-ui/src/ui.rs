@@ -12,6 +12,9 @@ use serde::de::DeserializeOwned;
 
 /// Something read from the API, and the function that (re)loads it. A failed reload keeps the
 /// last good value on screen (the page shows its own error for the failed action).
+///
+/// Only the answer to the latest request is shown: a periodic refresh sent before a change can
+/// answer after the reload that follows the change, and must not put the old list back.
 pub fn remote<T>(
     path: impl Fn() -> String + Copy + 'static,
 ) -> (
@@ -22,10 +25,16 @@ where
     T: DeserializeOwned + Send + Sync + 'static,
 {
     let value = RwSignal::new(None::<Result<T, ApiError>>);
+    let latest = StoredValue::new(0u64);
     let load = move || {
         let path = path();
+        latest.update_value(|n| *n += 1);
+        let this = latest.get_value();
         leptos::task::spawn_local(async move {
             let result = api::get::<T>(&path).await;
+            if latest.get_value() != this {
+                return;
+            }
             if result.is_ok() || value.with_untracked(|v| !matches!(v, Some(Ok(_)))) {
                 value.set(Some(result));
             }

@@ -5,7 +5,8 @@
 //! connection), `fanout` (delivery latency from REST trigger to subscribers), `http` (REST
 //! trigger throughput and latency), `churn` (connect/subscribe/unsubscribe/disconnect cycles,
 //! RSS drift). Each prints a human summary and one JSON line. Give `--server-pid` to have the
-//! server's RSS and CPU time read from `/proc` before and after.
+//! server's RSS and CPU time read from `/proc` before and after. `webhooks` (webhook events per
+//! second through a receiver built into the tool) lives in [`webhooks`].
 
 use std::cell::{Cell, RefCell};
 use std::net::{IpAddr, Ipv4Addr};
@@ -24,6 +25,8 @@ use reverb_pusher_bench::{
     Percentiles,
 };
 use serde_json::{json, Value};
+
+mod webhooks;
 
 type Socket = actix_codec::Framed<BoxedSocket, Codec>;
 
@@ -57,8 +60,13 @@ struct Target {
     )]
     secret: String,
     /// The server's process id: its RSS and CPU time are read from /proc before and after.
-    #[arg(long, global = true)]
-    server_pid: Option<u32>,
+    /// Several (repeated, or separated by commas) for a cluster: their figures are summed.
+    #[arg(long, global = true, value_delimiter = ',')]
+    server_pid: Vec<u32>,
+    /// `fanout`: spread the subscribers round-robin over these nodes' base URLs (a cluster);
+    /// the publishers still use `--url`. Default: `--url` alone.
+    #[arg(long, global = true, value_delimiter = ',')]
+    subscriber_url: Vec<String>,
     /// Local source addresses 127.0.0.1..=127.0.0.N for the client sockets, so that more
     /// connections than one address's ephemeral ports can be opened.
     #[arg(long, global = true, default_value_t = 8)]
@@ -180,6 +188,9 @@ enum Scenario {
         #[arg(long, default_value_t = 8)]
         connectors: u32,
     },
+    /// Webhook events per second and server CPU per webhook event, through a receiver built
+    /// into the tool (needs an admin API token).
+    Webhooks(webhooks::Options),
     /// Connect, subscribe, unsubscribe and disconnect at a rate; RSS drift per cycle.
     Churn {
         /// Cycles started per second.
@@ -195,8 +206,9 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long deliveries may still arrive after the last publish.
 const DRAIN: Duration = Duration::from_secs(5);
 
+/// The server's processes (one, or a cluster's nodes), read from /proc.
 struct Server {
-    pid: Option<u32>,
+    pids: Vec<u32>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -206,10 +218,17 @@ struct Usage {
 }
 
 impl Server {
+    /// RSS and CPU time summed over the processes (`None` unless every one could be read).
     fn usage(&self) -> Usage {
+        let sum = |read: fn(u32) -> Option<u64>| -> Option<u64> {
+            if self.pids.is_empty() {
+                return None;
+            }
+            self.pids.iter().map(|&pid| read(pid)).sum()
+        };
         Usage {
-            rss: self.pid.and_then(rss_bytes),
-            cpu_us: self.pid.and_then(cpu_micros),
+            rss: sum(rss_bytes),
+            cpu_us: sum(cpu_micros),
         }
     }
 }
@@ -252,8 +271,12 @@ impl Pool {
 }
 
 fn ws_url(target: &Target) -> String {
-    let base = target
-        .url
+    ws_url_of(&target.url, target)
+}
+
+/// The WebSocket URL of the app on the node at `base_url`.
+fn ws_url_of(base_url: &str, target: &Target) -> String {
+    let base = base_url
         .replacen("https://", "wss://", 1)
         .replacen("http://", "ws://", 1);
     format!(
@@ -600,18 +623,35 @@ async fn fanout(
     let channels = channels.max(1);
     let held = Rc::new(Held::default());
     let until = Rc::new(Cell::new(Instant::now() + Duration::from_secs(3600)));
-    let (opened, failed) = open_many(
-        &pool,
-        &ws_url(target),
-        subscribers,
-        connect_rate,
-        move |i| vec![format!("fanout-{}", i % channels)],
-        &held,
-        until.clone(),
-    )
-    .await;
+    // Subscriber i goes to node i mod K and channel i mod C, whichever node it is on.
+    let nodes: Vec<String> = if target.subscriber_url.is_empty() {
+        vec![ws_url(target)]
+    } else {
+        target
+            .subscriber_url
+            .iter()
+            .map(|u| ws_url_of(u, target))
+            .collect()
+    };
+    let k = u32::try_from(nodes.len()).unwrap_or(1);
+    let (mut opened, mut failed) = (0, 0);
+    for (node, url) in (0..k).zip(&nodes) {
+        let share = (0..subscribers).filter(|i| i % k == node).count() as u32;
+        let (o, f) = open_many(
+            &pool,
+            url,
+            share,
+            connect_rate,
+            move |j| vec![format!("fanout-{}", (j * k + node) % channels)],
+            &held,
+            until.clone(),
+        )
+        .await;
+        opened += o;
+        failed += f;
+    }
     println!(
-        "{opened} subscribers on {channels} channels ({failed} failed); publishing for {duration}s"
+        "{opened} subscribers on {channels} channels and {k} node(s) ({failed} failed); publishing for {duration}s"
     );
     // Subscribers per channel, to know how many deliveries each publish should make.
     let per_channel: Vec<u64> = (0..channels)
@@ -690,6 +730,7 @@ async fn fanout(
     }
     json!({
         "scenario": "fanout", "subscribers": subscribers, "opened": opened, "failed": failed,
+        "nodes": k, "server_processes": server.pids.len(),
         "channels": channels, "publishers": publishers, "rate": rate, "payload_bytes": payload,
         "duration_secs": duration, "published": published.get(), "publish_errors": errors.get(),
         "expected": expected.get(), "delivered": delivered, "dropped": held.dropped.get(),
@@ -1187,7 +1228,7 @@ async fn http_floor(target: &Target, concurrency: u32, duration: u64) -> Value {
         bare.app_id = "floor".into();
     }
     let server = Server {
-        pid: Some(child.id()),
+        pids: vec![child.id()],
     };
     let mut result = http(&bare, &server, concurrency, duration, false).await;
     let _ = child.kill();
@@ -1311,7 +1352,7 @@ fn main() {
         let _ = rlimit::Resource::NOFILE.set(hard, hard);
     }
     let server = Server {
-        pid: cli.target.server_pid,
+        pids: cli.target.server_pid.clone(),
     };
     let target = cli.target.clone();
     let result = actix_rt::System::new().block_on(async move {
@@ -1375,6 +1416,7 @@ fn main() {
             } => http_floor(&target, concurrency, duration).await,
             Scenario::FloorServer { port } => floor_server(port).await,
             Scenario::Churn { rate, duration } => churn(&target, &server, rate, duration).await,
+            Scenario::Webhooks(options) => webhooks::run(&target, &server, options).await,
             Scenario::Abuse {
                 abuser_app_id,
                 abuser_key,

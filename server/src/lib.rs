@@ -7,6 +7,7 @@ pub mod actors;
 pub mod admin;
 pub mod apps;
 pub mod cli;
+pub mod cluster;
 pub mod db;
 pub mod error;
 pub mod events;
@@ -19,6 +20,7 @@ pub mod ratelimit;
 mod reference;
 pub mod settings;
 pub mod state;
+pub mod stats;
 pub mod telemetry;
 pub mod tls;
 pub mod webhooks;
@@ -47,6 +49,70 @@ pub enum StartError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error("cannot join the cluster (cluster_redis_url): {0}")]
+    Cluster(String),
+}
+
+/// What the cluster asks of this server: bus messages to the app's supervisor, resyncs,
+/// a reaper's transitions to the app's event stream, app reloads.
+struct ClusterHooks {
+    directory: Directory,
+    node: Arc<NodeState>,
+    apps: std::sync::OnceLock<AppService>,
+}
+
+impl cluster::Hooks for ClusterHooks {
+    fn deliver(&self, app_id: &str, envelope: cluster::Envelope) {
+        if let Some(app) = self.directory.by_id(app_id) {
+            app.supervisor.do_send(actors::messages::Remote(envelope));
+        }
+    }
+
+    fn resync(&self) {
+        for app in self.directory.all() {
+            app.supervisor.do_send(actors::messages::Resync);
+        }
+    }
+
+    fn reaped(&self, app_id: &str, vacated: Vec<String>, removed: Vec<(String, String)>) {
+        use events::{AppEvent, Kind};
+        let Some(app) = self.directory.by_id(app_id) else {
+            return;
+        };
+        for (channel, user_id) in removed {
+            app.events
+                .emit(Kind::MemberRemoved, || AppEvent::MemberRemoved {
+                    channel,
+                    user_id,
+                });
+        }
+        for channel in vacated {
+            app.events
+                .emit(Kind::ChannelVacated, || AppEvent::ChannelVacated {
+                    channel,
+                });
+        }
+    }
+
+    fn app_changed(&self, _app_id: &str) {
+        if let Some(apps) = self.apps.get().cloned() {
+            actix_web::rt::spawn(async move {
+                let _ = apps.sync().await;
+            });
+        }
+    }
+
+    fn connections(&self) -> usize {
+        self.node
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn wants_counts(&self, app_id: &str) -> bool {
+        self.directory
+            .by_id(app_id)
+            .is_some_and(|app| app.config.load().subscription_count_events)
+    }
 }
 
 /// A running server.
@@ -69,10 +135,16 @@ pub struct Server {
     tls: Option<Arc<tls::ReloadingCert>>,
     /// The timer that deletes expired admin sessions.
     purge: actix_web::rt::task::JoinHandle<()>,
+    /// This node's cluster handle, in cluster mode.
+    pub cluster: Option<cluster::Cluster>,
     /// The loop that writes message usage (the quota) to the database.
     usage_keeper: actix_web::rt::task::JoinHandle<()>,
     /// Webhook producers and the delivery worker.
     pub webhooks: webhooks::Webhooks,
+    /// Statistics: live numbers and recent errors.
+    pub stats: stats::Stats,
+    /// The statistics sampler and writer (absent with `stats_enabled = false`).
+    stats_running: Option<stats::Running>,
 }
 
 fn into_db(e: AppError) -> DbError {
@@ -98,6 +170,32 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
 
     let node = Arc::new(NodeState::default());
     let directory = Directory::default();
+    let hooks = Arc::new(ClusterHooks {
+        directory: directory.clone(),
+        node: node.clone(),
+        apps: std::sync::OnceLock::new(),
+    });
+    let cluster = match &settings.cluster_redis_url {
+        Some(url) => {
+            let node_id = if settings.cluster_node_id.is_empty() {
+                cluster::generate_node_id()
+            } else {
+                settings.cluster_node_id.clone()
+            };
+            let config = cluster::Config {
+                redis_url: url.0.clone(),
+                key_prefix: settings.cluster_key_prefix.clone(),
+                node_id,
+                heartbeat: Duration::from_millis(settings.cluster_heartbeat_ms),
+                lease: Duration::from_millis(settings.cluster_lease_ms),
+                address: listener.local_addr()?.to_string(),
+                vacate_delay: Duration::from_millis(settings.webhook_vacate_delay_ms),
+            };
+            let started = cluster::Cluster::start(config, &node.metrics, hooks.clone()).await;
+            Some(started.map_err(|e| StartError::Cluster(e.to_string()))?)
+        }
+        None => None,
+    };
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let app_threads = if settings.app_threads == 0 {
         cores
@@ -106,12 +204,14 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
     };
     let arbiters: Vec<Arbiter> = (0..app_threads).map(|_| Arbiter::new()).collect();
     let handles = arbiters.iter().map(Arbiter::handle).collect();
-    let registry = AppRegistry::new(directory.clone(), node.clone(), handles).start();
+    let registry =
+        AppRegistry::new(directory.clone(), node.clone(), handles, cluster.clone()).start();
     let apps = AppService::with_live(
         db.clone(),
         settings.default_app_limits.clone(),
-        LiveApps::new(&registry, directory.clone()),
+        LiveApps::new(&registry, directory.clone()).with_cluster(cluster.clone()),
     );
+    let _ = hooks.apps.set(apps.clone());
     // Awaited so that every app is reachable before the first connection is accepted.
     apps.sync().await?;
     let app_sync = apps
@@ -130,6 +230,24 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
         webhooks::Config::from_settings(&settings),
     )
     .await?;
+
+    let mut stats_config = stats::Config::from_settings(&settings);
+    stats_config.cluster = cluster.is_some();
+    if let (true, Some(cluster)) = (settings.stats_node.is_empty(), &cluster) {
+        // Each node writes its own rows and queries add the nodes up: in a cluster the row's
+        // node is the cluster's node id (several nodes may share a host name).
+        stats_config.node = cluster.node_id().to_owned();
+    }
+    let stats = stats::Stats::new(stats_config);
+    let stats_running = settings.stats_enabled.then(|| {
+        stats::start(
+            &stats,
+            db.clone(),
+            directory.clone(),
+            node.clone(),
+            cluster.clone(),
+        )
+    });
 
     let admin = Arc::new(admin::AdminState {
         setup_file: std::path::Path::new(&settings.master_key_file).with_file_name("setup-token"),
@@ -175,6 +293,8 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
         db: db.clone(),
         apps: apps.clone(),
         webhooks: webhooks.clone(),
+        cluster: cluster.clone(),
+        stats: stats.clone(),
     });
     let main_state = state.clone();
     let admin_state = web::Data::from(admin.clone());
@@ -243,8 +363,11 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
         app_sync,
         tls,
         purge,
+        cluster,
         usage_keeper,
         webhooks,
+        stats,
+        stats_running,
     })
 }
 
@@ -323,10 +446,18 @@ impl Server {
         self.purge.abort();
         // Webhook events still in memory (gathered or held back) go to the outbox.
         self.webhooks.shutdown().await;
+        // The last statistics of this run (closes counted during the drain included).
+        if let Some(running) = self.stats_running {
+            running.stop().await;
+        }
         // The last message counts of this run, so that a restart keeps the quota.
         self.usage_keeper.abort();
         let (db, directory) = (self.db.clone(), self.directory.clone());
         let _ = web::block(move || ratelimit::quota::keep(&db, &directory)).await;
+        // Every socket is closed: this node's share of the cluster is zero; leave at once.
+        if let Some(cluster) = &self.cluster {
+            cluster.leave().await;
+        }
         for handle in &self.handles {
             handle.stop(true).await;
         }

@@ -4,7 +4,8 @@
 //! Hot paths hold pre-resolved per-app handles ([`AppMetrics`]), so counting a delivery is a
 //! plain atomic add, not a label lookup.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -13,6 +14,7 @@ use prometheus::{
 
 use crate::events::Limit;
 use crate::ratelimit::Usage;
+use crate::stats::AppStats;
 
 /// Every metric of the node.
 pub struct Metrics {
@@ -34,6 +36,10 @@ pub struct Metrics {
     webhooks: IntCounterVec,
     webhook_latency: prometheus::Histogram,
     webhook_outbox: IntGauge,
+    webhook_paused: IntGauge,
+    /// Webhook requests sent and failed per app, for statistics (the Prometheus vector has no
+    /// read that leaves an absent series absent). One entry per app that had a webhook.
+    webhook_totals: Mutex<HashMap<String, [u64; 2]>>,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -52,6 +58,13 @@ fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGau
         .register(Box::new(metric.clone()))
         .expect("unique metric");
     metric
+}
+
+impl Metrics {
+    /// Adds a collector owned by another module (the cluster's metrics) to this registry.
+    pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) {
+        self.registry.register(collector).expect("unique metric");
+    }
 }
 
 impl Default for Metrics {
@@ -98,15 +111,28 @@ impl Default for Metrics {
         registry
             .register(Box::new(webhook_outbox.clone()))
             .expect("unique metric");
+        let webhook_paused = IntGauge::with_opts(
+            Opts::new(
+                "webhook_endpoints_paused",
+                "Webhook endpoints whose circuit breaker is open or half-open",
+            )
+            .namespace("reverb_pusher"),
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(webhook_paused.clone()))
+            .expect("unique metric");
         Self {
+            webhook_paused,
             webhooks: counter(
                 r,
                 "webhooks_total",
-                "Webhook events queued and dropped, and requests sent, failed, retried and dead",
+                "Webhook events queued and dropped, requests sent, failed, retried and dead, and circuit breakers opened",
                 &["app_id", "outcome"],
             ),
             webhook_latency,
             webhook_outbox,
+            webhook_totals: Mutex::default(),
             connections: gauge(r, "connections", "Open WebSocket connections", &["app_id"]),
             connections_opened: counter(
                 r,
@@ -271,11 +297,13 @@ impl Metrics {
             rate_limited: self.rate_limited.clone(),
             untracked_addresses: self.untracked_addresses.clone(),
             usage: Arc::default(),
+            stats: Arc::default(),
         }
     }
 
     /// Forgets a deleted app's series.
     pub fn remove_app(&self, app_id: &str) {
+        self.webhook_totals_lock().remove(app_id);
         let _ = self.connections.remove_label_values(&[app_id]);
         let _ = self.connections_opened.remove_label_values(&[app_id]);
         let _ = self.bytes_received.remove_label_values(&[app_id]);
@@ -315,12 +343,35 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// Counts webhook events (`queued`, `dropped`) or requests (`sent`, `failed`, `retried`,
-    /// `dead`) of an app.
+    /// Counts webhook events (`queued`, `dropped`), requests (`sent`, `failed`, `retried`,
+    /// `dead`) or circuit breaker openings (`breaker_opened`) of an app.
     pub fn webhooks(&self, app_id: &str, outcome: &str, n: u64) {
         self.webhooks
             .with_label_values(&[app_id, outcome])
             .inc_by(n);
+        let slot = match outcome {
+            "sent" => 0,
+            "failed" => 1,
+            _ => return,
+        };
+        self.webhook_totals_lock()
+            .entry(app_id.to_owned())
+            .or_default()[slot] += n;
+    }
+
+    fn webhook_totals_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, [u64; 2]>> {
+        // Each entry is two whole numbers: valid after any panic.
+        self.webhook_totals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Webhook requests `[sent, failed]` of an app so far.
+    pub fn webhook_totals(&self, app_id: &str) -> [u64; 2] {
+        self.webhook_totals_lock()
+            .get(app_id)
+            .copied()
+            .unwrap_or_default()
     }
 
     pub fn webhook_latency(&self, seconds: f64) {
@@ -329,6 +380,10 @@ impl Metrics {
 
     pub fn webhook_outbox(&self, depth: i64) {
         self.webhook_outbox.set(depth);
+    }
+
+    pub fn webhook_paused(&self, endpoints: i64) {
+        self.webhook_paused.set(endpoints);
     }
 
     /// The Prometheus text exposition.
@@ -358,6 +413,8 @@ pub struct AppMetrics {
     pub untracked_addresses: IntCounter,
     /// Messages as Pusher counts them, for the app's quota.
     pub usage: Arc<Usage>,
+    /// The statistics counters no metric above holds (see [`crate::stats::counters`]).
+    pub stats: Arc<AppStats>,
 }
 
 impl AppMetrics {
@@ -374,6 +431,7 @@ impl AppMetrics {
 
     /// Something was refused by one of the app's limits.
     pub fn rate_limited(&self, limit: Limit) {
+        self.stats.rate_limited();
         self.rate_limited
             .with_label_values(&[&self.app_id, limit.label()])
             .inc();
@@ -385,7 +443,27 @@ impl AppMetrics {
         self.usage.add(count as u64);
     }
 
+    /// A connection was accepted: counted, and the app's peak raised if it is one.
+    pub fn connection_opened(&self) {
+        self.connections.inc();
+        self.opened.inc();
+        self.stats.connection_opened(self.connections.get());
+    }
+
+    /// A client event was accepted: one message (quota) and one client event in.
+    pub fn client_event_accepted(&self) {
+        self.messages(1);
+        self.stats.client_event();
+    }
+
+    /// `n` REST events were accepted (one per event and channel): `n` messages and API events.
+    pub fn api_events_accepted(&self, n: usize) {
+        self.messages(n);
+        self.stats.api_events(n as u64);
+    }
+
     pub fn closed(&self, code: Option<u16>) {
+        self.stats.connection_closed(code);
         // A client chooses its close code: the label set stays bounded whatever it sends.
         let code = shared::codes::close_code_label(code);
         self.closed.with_label_values(&[&self.app_id, code]).inc();
@@ -501,11 +579,20 @@ mod tests {
             app.rate_limited(limit);
         }
         app.untracked_addresses.inc();
-        for outcome in ["queued", "dropped", "sent", "failed", "retried", "dead"] {
+        for outcome in [
+            "queued",
+            "dropped",
+            "sent",
+            "failed",
+            "retried",
+            "dead",
+            "breaker_opened",
+        ] {
             metrics.webhooks("42", outcome, 1);
         }
         metrics.webhook_latency(0.01);
         metrics.webhook_outbox(1);
+        metrics.webhook_paused(1);
         metrics.http_request("/apps/:app_id/events", 200, 0.001);
         let text = metrics.render();
         let mut names = 0;
@@ -538,6 +625,6 @@ mod tests {
                 }
             }
         }
-        assert_eq!(names, 17, "{text}");
+        assert_eq!(names, 18, "{text}");
     }
 }

@@ -11,7 +11,7 @@ use shared::limits::{AppLimits, LimitError};
 const ENV_PREFIX: &str = "REVERB_PUSHER_";
 
 /// Every field of [`Settings`], as environment variables name them (a test keeps it in step).
-pub(crate) const FIELDS: [&str; 37] = [
+pub(crate) const FIELDS: [&str; 52] = [
     "tls_cert_file",
     "tls_key_file",
     "tls_reload_secs",
@@ -48,7 +48,22 @@ pub(crate) const FIELDS: [&str; 37] = [
     "webhook_backoff_base_ms",
     "webhook_allow_private_targets",
     "webhook_log_retention_hours",
+    "webhook_log_max_deliveries",
+    "webhook_breaker_failures",
+    "webhook_breaker_cooldown_ms",
+    "webhook_max_buffered_events",
+    "stats_enabled",
+    "stats_sample_secs",
+    "stats_minute_retention_days",
+    "stats_hour_retention_days",
+    "stats_day_retention_days",
+    "stats_node",
     "default_app_limits",
+    "cluster_redis_url",
+    "cluster_key_prefix",
+    "cluster_node_id",
+    "cluster_heartbeat_ms",
+    "cluster_lease_ms",
 ];
 
 /// A setting that must never appear in logs or `Debug` output.
@@ -175,9 +190,56 @@ pub struct Settings {
     pub webhook_allow_private_targets: bool,
     /// How long (hours) finished webhook deliveries stay in the delivery log.
     pub webhook_log_retention_hours: u64,
+    /// How many finished webhook deliveries the delivery log keeps per endpoint (the newest);
+    /// older ones are pruned even within `webhook_log_retention_hours`.
+    pub webhook_log_max_deliveries: u64,
+    /// After this many consecutive failed requests (transport error, timeout, 5xx, 408, 429) an
+    /// endpoint's circuit breaker opens: its deliveries wait, untouched, for
+    /// `webhook_breaker_cooldown_ms`, then one probe request decides. 0 never opens it.
+    pub webhook_breaker_failures: u32,
+    /// How long (milliseconds) an open circuit breaker pauses its endpoint before a probe.
+    pub webhook_breaker_cooldown_ms: u64,
+    /// How many webhook events each app keeps in memory while the database cannot take them;
+    /// beyond it the oldest are dropped, counted (`outcome="dropped"`) and logged.
+    pub webhook_max_buffered_events: usize,
+    /// Whether per-app statistics are collected and stored (the dashboard's history, usage
+    /// reports). Off, the counters still count (one atomic add each) but nothing is sampled
+    /// or written.
+    pub stats_enabled: bool,
+    /// How often (seconds, 1-60) the statistics of the current minute are written to the
+    /// database (all apps in one transaction); each minute's row also closes when the minute
+    /// ends. A crash loses at most this much.
+    pub stats_sample_secs: u64,
+    /// How long (days) per-minute statistics are kept.
+    pub stats_minute_retention_days: u64,
+    /// How long (days) per-hour statistics are kept (396: 13 months, so last month's report
+    /// and the same month a year ago stay available).
+    pub stats_hour_retention_days: u64,
+    /// How long (days) per-day statistics are kept; 0 keeps them forever.
+    pub stats_day_retention_days: u64,
+    /// This node's name in statistics rows (letters, digits, `.`, `_`, `-`, `:`; at most 64).
+    /// Empty: the host name. Nodes sharing a database need different names.
+    pub stats_node: String,
     /// The limits of newly created apps (admin API, panel, CLI). Each limit is optional here;
     /// a missing one takes its built-in default. Existing apps keep their own limits.
     pub default_app_limits: AppLimits,
+    /// Cluster mode: the Redis (or Valkey) every node of the cluster shares, e.g.
+    /// `redis://10.0.0.5:6379/` or `rediss://user:password@host:6380/` (TLS). Unset: one
+    /// process, no Redis. All nodes must share the database too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_redis_url: Option<Secret>,
+    /// Prefix of every Redis key and pub/sub channel of this cluster, so several deployments
+    /// can share one Redis without seeing each other.
+    pub cluster_key_prefix: String,
+    /// This node's id in the cluster (letters, digits, `-`, `_`, `.`). Empty: a random one at
+    /// each start (a restarted node is a new node; its old self is cleaned up by the others).
+    pub cluster_node_id: String,
+    /// How often (milliseconds) a node renews its lease in Redis.
+    pub cluster_heartbeat_ms: u64,
+    /// How long (milliseconds) a node's lease lasts: a node silent for this long is declared
+    /// dead, and the others remove its presence members, counts and connections (sending
+    /// `member_removed`). Bounds how long a crashed node's users stay listed.
+    pub cluster_lease_ms: u64,
 }
 
 impl Default for Settings {
@@ -189,6 +251,11 @@ impl Default for Settings {
             database_pool_size: 8,
             database_timeout_secs: 5,
             master_key: None,
+            cluster_redis_url: None,
+            cluster_key_prefix: "reverb-pusher".into(),
+            cluster_node_id: String::new(),
+            cluster_heartbeat_ms: 2000,
+            cluster_lease_ms: 8000,
             master_key_file: "data/master.key".into(),
             workers: 0,
             app_threads: 0,
@@ -219,6 +286,16 @@ impl Default for Settings {
             webhook_backoff_base_ms: 1000,
             webhook_allow_private_targets: true,
             webhook_log_retention_hours: 168,
+            webhook_log_max_deliveries: 10_000,
+            webhook_breaker_failures: 5,
+            webhook_breaker_cooldown_ms: 30_000,
+            webhook_max_buffered_events: 10_000,
+            stats_enabled: true,
+            stats_sample_secs: 60,
+            stats_minute_retention_days: 7,
+            stats_hour_retention_days: 396,
+            stats_day_retention_days: 1830,
+            stats_node: String::new(),
             default_app_limits: AppLimits::default(),
         }
     }
@@ -333,6 +410,26 @@ impl Settings {
                 "redirects to https need TLS (tls_cert_file)",
             );
         }
+        if self.cluster_heartbeat_ms == 0 || self.cluster_lease_ms < 2 * self.cluster_heartbeat_ms {
+            return invalid(
+                "cluster_lease_ms",
+                "must be at least twice cluster_heartbeat_ms (which must be at least 1)",
+            );
+        }
+        if !self
+            .cluster_node_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            || self.cluster_node_id.len() > 64
+            || self.cluster_key_prefix.is_empty()
+            || self.cluster_key_prefix.contains(char::is_whitespace)
+        {
+            return invalid(
+                "cluster_node_id",
+                "node ids use letters, digits, '-', '_' and '.' (at most 64); the key prefix is \
+                 non-empty without spaces",
+            );
+        }
         if self.database_pool_size == 0 {
             return invalid("database_pool_size", "must be at least 1");
         }
@@ -354,6 +451,41 @@ impl Settings {
         if self.webhook_backoff_base_ms == 0 {
             return invalid("webhook_backoff_base_ms", "must be at least 1");
         }
+        if self.webhook_log_max_deliveries == 0 {
+            return invalid("webhook_log_max_deliveries", "must be at least 1");
+        }
+        if self.webhook_max_buffered_events == 0 {
+            return invalid("webhook_max_buffered_events", "must be at least 1");
+        }
+        if self.webhook_breaker_cooldown_ms == 0 {
+            return invalid("webhook_breaker_cooldown_ms", "must be at least 1");
+        }
+        if !(1..=60).contains(&self.stats_sample_secs) {
+            return invalid("stats_sample_secs", "must be between 1 and 60");
+        }
+        if self.stats_minute_retention_days == 0 {
+            return invalid("stats_minute_retention_days", "must be at least 1");
+        }
+        if self.stats_hour_retention_days < 2 {
+            return invalid("stats_hour_retention_days", "must be at least 2");
+        }
+        if self.stats_day_retention_days == 1 {
+            return invalid(
+                "stats_day_retention_days",
+                "must be 0 (forever) or at least 2",
+            );
+        }
+        if self.stats_node.len() > 64
+            || !self
+                .stats_node
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':'))
+        {
+            return invalid(
+                "stats_node",
+                "use at most 64 letters, digits, '.', '_', '-' or ':'",
+            );
+        }
         if self.app_sync_interval_ms == 0 {
             return invalid("app_sync_interval_ms", "must be at least 1");
         }
@@ -373,6 +505,7 @@ mod tests {
         let settings = Settings {
             master_key: Some(Secret("k".into())),
             metrics_token: Some(Secret("t".into())),
+            cluster_redis_url: Some(Secret("redis://x".into())),
             tls_cert_file: Some("c".into()),
             tls_key_file: Some("k".into()),
             ..Settings::default()

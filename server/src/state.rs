@@ -24,4 +24,8 @@ pub struct AppState {
     pub apps: crate::apps::AppService,
     /// Webhook endpoints, producers and delivery.
     pub webhooks: crate::webhooks::Webhooks,
+    /// This node's cluster handle, in cluster mode.
+    pub cluster: Option<crate::cluster::Cluster>,
+    /// Statistics: live numbers, recent errors, pending rows.
+    pub stats: crate::stats::Stats,
 }

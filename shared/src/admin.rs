@@ -371,3 +371,37 @@ pub const MAX_NAME: usize = 100;
 
 /// The accepted range of the user-auth timeout, in seconds.
 pub const USER_AUTH_TIMEOUT_SECS: (u32, u32) = (1, 86_400);
+
+/// One node of a cluster, as the panel lists it.
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterNode {
+    pub id: String,
+    /// The address the node listens on (as it reports it).
+    pub address: String,
+    pub version: String,
+    /// Its open WebSocket connections (reported with each heartbeat).
+    pub connections: u64,
+    /// Unix time (ms, Redis's clock) of its last heartbeat.
+    pub last_heartbeat_ms: u64,
+    /// Unix time (ms) it started.
+    pub started_ms: u64,
+    /// `alive`, or `dead` (its lease ran out; the others are removing its members and counts).
+    pub state: String,
+}
+
+/// Cluster mode as this node sees it.
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// False on a single node (no `cluster_redis_url`).
+    pub enabled: bool,
+    /// The node that answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
+    /// `healthy`, or `degraded` (Redis unreachable: this node serves its own sockets only, and
+    /// the list holds this node alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    pub nodes: Vec<ClusterNode>,
+}

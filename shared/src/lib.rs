@@ -8,12 +8,15 @@
 
 pub mod admin;
 pub mod channel;
+pub mod chart;
 pub mod codes;
 pub mod credentials;
 pub mod frames;
 pub mod limits;
 pub mod snippets;
+pub mod stats;
 pub mod transfer;
+pub mod webhooks;
 
 pub use channel::{ChannelKind, ChannelName};
 pub use codes::{CloseCode, Closing};

@@ -5,6 +5,10 @@
 // The server binary comes from SERVER_BIN (default: target/debug/reverb-pusher). Each run
 // uses its own temporary SQLite database and credentials made with `reverb-pusher app create`.
 //
+// With CONFORMANCE_CLUSTER=1 the same suite runs against a 2-node cluster on the machine's Redis
+// (127.0.0.1:6379, or REDIS_URL): the clients connect to one node, the SDK talks to the other,
+// so every event, presence change and count crosses between nodes.
+//
 // Encrypted channels are tested twice: with pusher-js's Node build (which bundles the tweetnacl
 // encrypted-channel code), and with the browser bundle `pusher-js/with-encryption` itself in
 // headless Chromium (Debian's package, driven by playwright-core; no browser is downloaded).
@@ -29,8 +33,12 @@ const BIN = process.env.SERVER_BIN || path.resolve(__dirname, '../../target/debu
 const MASTER_KEY = crypto.randomBytes(32).toString('base64');
 const WAIT_MS = 5000;
 
+const CLUSTER = process.env.CONFORMANCE_CLUSTER === '1';
 let serverProcess;
 let serverExit;
+// The SDK's node: the other node of the cluster in cluster mode, the one server otherwise.
+let sdkPort;
+const otherNodes = [];
 let authServer;
 let creds;
 let port;
@@ -69,10 +77,10 @@ async function once(target, event, what) {
   return (await onceWithMeta(target, event, what)).data;
 }
 
-async function waitForServer() {
+async function waitForServer(on = port) {
   for (let i = 0; i < 100; i += 1) {
     const ok = await new Promise((resolve) => {
-      http.get({ host: '127.0.0.1', port, path: '/up' }, (res) => { res.resume(); resolve(res.statusCode === 200); })
+      http.get({ host: '127.0.0.1', port: on, path: '/up' }, (res) => { res.resume(); resolve(res.statusCode === 200); })
         .on('error', () => resolve(false));
     });
     if (ok) return;
@@ -175,15 +183,31 @@ before(async () => {
   creds = JSON.parse(execFileSync(BIN, ['--database-url', db, 'app', 'create', '--name', 'conformance', '--json']));
   port = await freePort();
   authPort = await freePort();
+  const env = { ...process.env, REVERB_PUSHER_LOG_FORMAT: 'json', REVERB_PUSHER_LOG_LEVEL: 'warn' };
+  if (CLUSTER) {
+    env.REVERB_PUSHER_CLUSTER_REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379/';
+    env.REVERB_PUSHER_CLUSTER_KEY_PREFIX = `conformance-${crypto.randomBytes(6).toString('hex')}`;
+  }
   serverProcess = spawn(BIN, ['--database-url', db, '--host', '127.0.0.1', '--port', String(port), 'serve'], {
-    env: { ...process.env, REVERB_PUSHER_LOG_FORMAT: 'json', REVERB_PUSHER_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'inherit', 'inherit'],
+    env, stdio: ['ignore', 'inherit', 'inherit'],
   });
   serverExit = new Promise((resolve) => serverProcess.on('exit', (code, signal) => resolve({ code, signal })));
   await waitForServer();
+  sdkPort = port;
+  if (CLUSTER) {
+    sdkPort = await freePort();
+    const other = spawn(BIN, ['--database-url', db, '--host', '127.0.0.1', '--port', String(sdkPort), 'serve'], {
+      env, stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    otherNodes.push({ process: other, exit: new Promise((resolve) => other.on('exit', (code) => resolve(code))) });
+    await waitForServer(sdkPort);
+    // Both nodes listen to the app's cluster channel before the tests start.
+    const ready = await (await fetch(`http://127.0.0.1:${sdkPort}/ready`)).json();
+    assert.equal(ready.checks.cluster.state, 'healthy');
+  }
   sdk = new PusherServer({
     appId: creds.id, key: creds.key, secret: creds.secret,
-    host: '127.0.0.1', port: String(port), useTLS: false, encryptionMasterKeyBase64: MASTER_KEY,
+    host: '127.0.0.1', port: String(sdkPort), useTLS: false, encryptionMasterKeyBase64: MASTER_KEY,
   });
   await startAuthServer();
 });
@@ -192,8 +216,10 @@ after(async () => {
   for (const c of openClients) c.disconnect();
   authServer.close();
   serverProcess.kill('SIGTERM');
+  for (const node of otherNodes) node.process.kill('SIGTERM');
   const { code } = await within(serverExit, 'server exit', 10000);
   assert.equal(code, 0, 'the server exits cleanly on SIGTERM');
+  for (const node of otherNodes) assert.equal(await within(node.exit, 'node exit', 10000), 0);
 });
 
 test('connects with a socket id every SDK accepts', async () => {
@@ -374,11 +400,11 @@ test('REST through the SDK: triggerBatch, channels, channel info, users', async 
 
 test('REST with the wrong secret is refused with 401', async () => {
   const bad = new PusherServer({
-    appId: creds.id, key: creds.key, secret: 'wrong-secret', host: '127.0.0.1', port: String(port), useTLS: false,
+    appId: creds.id, key: creds.key, secret: 'wrong-secret', host: '127.0.0.1', port: String(sdkPort), useTLS: false,
   });
   await assert.rejects(bad.trigger('x', 'e', 'd'), (err) => err.status === 401);
   const unknown = new PusherServer({
-    appId: '1', key: creds.key, secret: creds.secret, host: '127.0.0.1', port: String(port), useTLS: false,
+    appId: '1', key: creds.key, secret: creds.secret, host: '127.0.0.1', port: String(sdkPort), useTLS: false,
   });
   await assert.rejects(unknown.trigger('x', 'e', 'd'), (err) => err.status === 404);
 });
@@ -403,16 +429,20 @@ test('rate limits: pusher-js retries after a 4100 refusal, the SDK sees 429', as
   execFileSync(BIN, ['--database-url', databaseUrl, 'app', 'set', limited.id,
     '--limit', 'max_new_connections_per_second=1', '--limit', 'max_backend_events_per_second=1']);
   const limitedSdk = new PusherServer({
-    appId: limited.id, key: limited.key, secret: limited.secret, host: '127.0.0.1', port: String(port), useTLS: false,
+    appId: limited.id, key: limited.key, secret: limited.secret, host: '127.0.0.1', port: String(sdkPort), useTLS: false,
   });
-  // The running server picks the app up within its sync interval.
-  await within((async () => {
+  // The running server picks the app up within its sync interval (in cluster mode both nodes:
+  // the clients' node and the SDK's).
+  const probes = [...new Set([sdkPort, port])].map((p) => new PusherServer({
+    appId: limited.id, key: limited.key, secret: limited.secret, host: '127.0.0.1', port: String(p), useTLS: false,
+  }));
+  await within(Promise.all(probes.map(async (probe) => {
     for (;;) {
-      const known = await limitedSdk.get({ path: '/channels' }).then(() => true, (e) => e.status !== 404);
+      const known = await probe.get({ path: '/channels' }).then(() => true, (e) => e.status !== 404);
       if (known) return;
       await new Promise((r) => setTimeout(r, 100));
     }
-  })(), 'the new app to be live');
+  })), 'the new app to be live');
   const open = () => {
     const c = new PusherClient(limited.key, {
       cluster: 'mt1', wsHost: '127.0.0.1', wsPort: port, forceTLS: false, enabledTransports: ['ws'],
@@ -451,7 +481,7 @@ test('the admin API OpenAPI document validates against the OpenAPI schema', asyn
   assert.equal(result.valid, true, JSON.stringify(result.errors, null, 2));
   assert.match(doc.openapi, /^3\.1\./);
   const operations = Object.values(doc.paths).flatMap((item) => Object.keys(item));
-  assert.equal(operations.length, 30, 'every admin endpoint is described');
+  assert.equal(operations.length, 41, 'every admin endpoint is described');
 });
 
 // Issue 19: apps moved from Pusher keep their credentials, so their clients need no change.
@@ -461,7 +491,7 @@ test('`reverb-pusher app import`: pusher-js connects with the imported key, the 
   assert.equal(report.applied, true);
   assert.deepEqual(report.apps.map((a) => a.action), ['create', 'create']);
   const [id, key, secret] = fs.readFileSync(fixture, 'utf8').trim().split('\n')[1].split(',');
-  const imported = new PusherServer({ appId: id, key, secret, host: '127.0.0.1', port: String(port), useTLS: false });
+  const imported = new PusherServer({ appId: id, key, secret, host: '127.0.0.1', port: String(sdkPort), useTLS: false });
   // The running server picks the app up within app_sync_interval_ms: REST answers 404 until then.
   for (let i = 0; ; i += 1) {
     const ready = await imported.get({ path: '/channels' }).then(() => true, (err) => {

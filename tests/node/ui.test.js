@@ -171,7 +171,7 @@ test('first-run setup with the token from the setup-token file, then logout and 
   await page.fill('#setup-repeat', ADMIN.password);
   await shot('01-setup');
   await page.click('button[type=submit]');
-  await textOf('main h1', /^Apps$/);
+  await textOf('main h1', /^Dashboard$/);
   assert.match(await page.locator('.who').textContent(), /Ada Admin/);
 
   // Keyboard users reach the skip link first.
@@ -187,6 +187,9 @@ test('first-run setup with the token from the setup-token file, then logout and 
   await shot('02-login');
   await page.fill('#login-password', ADMIN.password);
   await page.click('button[type=submit]');
+  await textOf('main h1', /^Dashboard$/);
+  // The dashboard is the home page; apps have their own.
+  await page.goto(`${base}/admin/apps`);
   await textOf('main h1', /^Apps$/);
 });
 
@@ -428,7 +431,7 @@ test('the audit log lists the changes', async () => {
 // Issue 19: an app keeps the credentials it had elsewhere, and another server's file imports
 // after a plan that changes nothing.
 test('create an app with existing credentials, and import a soketi config after checking its plan', async () => {
-  await page.goto(`${base}/admin/`);
+  await page.goto(`${base}/admin/apps`);
   await page.waitForSelector('#new-app-name');
   await page.click('text=Use existing credentials');
   await page.fill('#new-app-name', 'Kept');
@@ -441,7 +444,7 @@ test('create an app with existing credentials, and import a soketi config after 
   await page.click('text=Create app');
   await page.waitForURL(/\/admin\/apps\/kept-1$/, { timeout: WAIT_MS });
   assert.equal(await page.locator('#app-key').textContent(), 'kept-key');
-  await page.goto(`${base}/admin/`);
+  await page.goto(`${base}/admin/apps`);
   await page.click('text=Use existing credentials');
   await page.fill('#new-app-name', 'Again');
   await page.fill('#new-app-key', 'kept-key');
@@ -471,14 +474,14 @@ test('deleting an app needs its name typed', async () => {
   assert.equal(await page.locator('text=Delete this app').isDisabled(), true);
   await page.fill('#delete-confirm', 'Chat');
   await page.click('text=Delete this app');
-  await page.waitForURL(/\/admin\/?$/, { timeout: WAIT_MS });
+  await page.waitForURL(/\/admin\/apps$/, { timeout: WAIT_MS });
   await textOf('main', /No apps yet|Create an app/);
   assert.equal(await page.locator(`tr[data-app-id="${app.id}"]`).count(), 0);
 });
 
 test('phone width: pages fit without sideways scrolling', async () => {
   await page.setViewportSize({ width: 390, height: 844 });
-  await page.goto(`${base}/admin/`);
+  await page.goto(`${base}/admin/apps`);
   await textOf('main h1', /^Apps$/);
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `the page is ${overflow}px wider than the screen`);
@@ -497,7 +500,7 @@ test('unknown panel routes get the index and a not-found page', async () => {
 
 test('the panel runs under its Content-Security-Policy and refuses to be framed', async () => {
   const response = await page.goto(`${base}/admin/`);
-  await textOf('main h1', /^Apps$/);
+  await textOf('main h1', /^Dashboard$/);
   const headers = response.headers();
   assert.equal(headers['x-frame-options'], 'DENY');
   assert.match(headers['content-security-policy'], /frame-ancestors 'none'/);
@@ -519,6 +522,6 @@ test('changing your own password needs the current one, and keeps you logged in'
   await page.click('tr.editing button[type=submit]');
   await page.waitForSelector('tr.editing', { state: 'detached', timeout: WAIT_MS });
   await page.goto(`${base}/admin/`);
-  await textOf('main h1', /^Apps$/);
+  await textOf('main h1', /^Dashboard$/);
   assert.doesNotMatch(logs, /\[page error\]/, 'no script errors in the page');
 });

@@ -61,6 +61,11 @@ impl Drop for TestDb {
             } else {
                 ""
             };
+            if backend() == "mysql" {
+                // MySQL has no FORCE: a session of the server under test still in a transaction
+                // there would hold the drop on a metadata lock (for a year, by default).
+                end_sessions_on(&admin_url, &name);
+            }
             execute(
                 &admin_url,
                 &format!("DROP DATABASE IF EXISTS {name}{force}"),
@@ -74,6 +79,44 @@ fn rand_suffix() -> u32 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     nanos % 1_000_000
+}
+
+/// A connection of the test's own to an SQLite file that a running server also writes: it
+/// waits for the server's write lock (up to 10 s) instead of failing at once with "database is
+/// locked", as a plain connection does (SQLite's default busy timeout is zero).
+pub fn sqlite_connection(path: &str) -> diesel::SqliteConnection {
+    use diesel::connection::{Connection, SimpleConnection};
+    let mut conn = diesel::SqliteConnection::establish(path).expect("open the SQLite file");
+    conn.batch_execute("PRAGMA busy_timeout = 10000")
+        .expect("set the busy timeout");
+    conn
+}
+
+/// Ends every MySQL session using database `name`.
+#[allow(unused_variables)]
+fn end_sessions_on(url: &str, name: &str) {
+    #[cfg(feature = "mysql")]
+    {
+        use diesel::connection::{Connection, SimpleConnection};
+        use diesel::{sql_types::BigInt, sql_types::Unsigned, QueryableByName, RunQueryDsl};
+        #[derive(QueryableByName)]
+        struct Session {
+            #[diesel(sql_type = Unsigned<BigInt>)]
+            id: u64,
+        }
+        let url = url.replacen("mariadb://", "mysql://", 1);
+        let mut conn =
+            diesel::MysqlConnection::establish(&url).expect("connect to TEST_DATABASE_URL");
+        let sessions: Vec<Session> = diesel::sql_query(format!(
+            "SELECT id FROM information_schema.processlist WHERE db = '{name}'"
+        ))
+        .load(&mut conn)
+        .expect("list sessions");
+        for session in sessions {
+            // Gone already is fine.
+            let _ = conn.batch_execute(&format!("KILL {}", session.id));
+        }
+    }
 }
 
 /// Runs one administrative statement on the server named by `url`.

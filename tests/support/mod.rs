@@ -18,11 +18,14 @@ pub const WAIT: Duration = Duration::from_secs(5);
 /// How long a test waits to be sure a frame does *not* arrive.
 pub const QUIET: Duration = Duration::from_millis(300);
 
+pub mod cluster;
 pub mod database;
+mod outage;
 mod proxy;
 pub mod raw;
 
 pub use database::TestDb;
+pub use outage::DbOutage;
 pub use proxy::Proxy;
 pub use raw::RawSocket;
 
@@ -35,9 +38,9 @@ pub struct TestServer {
     /// The settings the server was started with (to start another on the same database, or to
     /// open a CLI-style `AppService` on the same database and master key).
     pub settings: Settings,
-    // Dropped after the server handle: the database goes last.
-    _db: TestDb,
-    _dir: tempfile::TempDir,
+    // Dropped after the server handle: the database goes last (shared by a cluster's nodes).
+    _db: std::sync::Arc<TestDb>,
+    _dir: std::sync::Arc<tempfile::TempDir>,
 }
 
 impl TestServer {
@@ -80,8 +83,29 @@ impl TestServer {
             app,
             database_url,
             settings,
-            _db: db,
-            _dir: dir,
+            _db: std::sync::Arc::new(db),
+            _dir: std::sync::Arc::new(dir),
+        }
+    }
+
+    /// Another node on the same database and master key (cluster tests), with its own
+    /// settings; the app is the one the first node created.
+    // The guards are shared, never read: the last node dropped removes the database.
+    #[allow(clippy::used_underscore_binding)]
+    pub async fn join(&self, settings: impl FnOnce(&mut Settings)) -> Self {
+        let mut s = self.settings.clone();
+        settings(&mut s);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let server = reverb_pusher::start(s.clone(), listener)
+            .await
+            .expect("node starts");
+        Self {
+            server,
+            app: self.app.clone(),
+            database_url: self.database_url.clone(),
+            settings: s,
+            _db: self._db.clone(),
+            _dir: self._dir.clone(),
         }
     }
 
@@ -195,6 +219,9 @@ pub enum Received {
 pub struct Client {
     framed: actix_codec::Framed<awc::BoxedSocket, ws::Codec>,
     pub socket_id: String,
+    /// Payload bytes of the text frames sent and received so far (statistics tests compare).
+    pub text_bytes_sent: u64,
+    pub text_bytes_received: u64,
 }
 
 impl Client {
@@ -212,6 +239,8 @@ impl Client {
         Self {
             framed,
             socket_id: String::new(),
+            text_bytes_sent: 0,
+            text_bytes_received: 0,
         }
     }
 
@@ -232,6 +261,7 @@ impl Client {
     }
 
     pub async fn send_text(&mut self, text: &str) {
+        self.text_bytes_sent += text.len() as u64;
         self.framed
             .send(ws::Message::Text(text.to_owned().into()))
             .await
@@ -245,9 +275,10 @@ impl Client {
             match item {
                 None | Some(Err(_)) => return Some(Received::Closed(None)),
                 Some(Ok(Frame::Text(bytes))) => {
+                    self.text_bytes_received += bytes.len() as u64;
                     return Some(Received::Json(
                         serde_json::from_slice(&bytes).expect("JSON frame"),
-                    ))
+                    ));
                 }
                 Some(Ok(Frame::Close(reason))) => {
                     return Some(Received::Closed(reason.map(|r| u16::from(r.code))))
@@ -274,6 +305,19 @@ impl Client {
             let frame = self.recv().await;
             if frame["event"] == event {
                 return frame;
+            }
+        }
+    }
+
+    /// Skips other frames until `event` arrives; panics if it does not within `wait`.
+    pub async fn expect_event_within(&mut self, event: &str, wait: Duration) -> Value {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.next_within(left).await {
+                Some(Received::Json(frame)) if frame["event"] == event => return frame,
+                Some(Received::Json(_)) => {}
+                other => panic!("expected {event} within {wait:?}, got {other:?}"),
             }
         }
     }
@@ -483,6 +527,8 @@ pub struct Admin {
 pub struct AdminResponse {
     pub status: u16,
     pub body: Value,
+    /// The body as text (CSV exports, say).
+    pub text: String,
     pub headers: awc::http::header::HeaderMap,
 }
 
@@ -576,12 +622,39 @@ impl Admin {
         AdminResponse {
             status,
             body,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
             headers,
         }
     }
 
     pub async fn get(&self, path: &str) -> AdminResponse {
         self.send("GET", path, None).await
+    }
+
+    /// The first `data:` of a server-sent event stream (its JSON), then the stream is dropped.
+    pub async fn first_event(&self, path: &str) -> Value {
+        let mut request = awc::Client::new().get(format!("{}{path}", self.base));
+        if let Some(cookie) = &self.cookie {
+            request = request.insert_header(("cookie", cookie.clone()));
+        }
+        if let Some(token) = &self.bearer {
+            request = request.insert_header(("authorization", format!("Bearer {token}")));
+        }
+        let mut response = request.send().await.expect("event stream");
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        let mut text = String::new();
+        while let Some(chunk) = response.next().await {
+            text.push_str(&String::from_utf8_lossy(
+                &chunk.expect("event stream chunk"),
+            ));
+            // An event ends with a blank line; the first one has the data.
+            if let Some(end) = text.find("\n\n") {
+                if let Some(data) = text[..end].lines().find_map(|l| l.strip_prefix("data: ")) {
+                    return serde_json::from_str(data).expect("event JSON");
+                }
+            }
+        }
+        panic!("{path}: the stream ended before an event: {text}");
     }
 
     pub async fn post(&self, path: &str, body: Value) -> AdminResponse {

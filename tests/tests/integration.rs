@@ -7,6 +7,7 @@ mod integration {
     pub mod apps;
     pub mod channels;
     pub mod client_events;
+    pub mod cluster;
     pub mod connection;
     pub mod console;
     pub mod docs;
@@ -16,6 +17,7 @@ mod integration {
     pub mod presence;
     pub mod rate_limits;
     pub mod rest;
+    pub mod stats;
     pub mod storage;
     pub mod tls;
     pub mod users;

@@ -1,5 +1,5 @@
 //! One app: its credentials and ready-to-paste client settings (overview), its settings with
-//! secret rotation and deletion, and its debug console.
+//! secret rotation and deletion, its debug console and its webhooks.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -24,6 +24,8 @@ pub enum Tab {
     Overview,
     Settings,
     Console,
+    Webhooks,
+    Stats,
 }
 
 /// How often the overview refreshes the connection count.
@@ -84,6 +86,8 @@ pub fn AppPage(tab: Tab) -> impl IntoView {
                         Tab::Overview => view! { <Overview app=app /> }.into_any(),
                         Tab::Settings => view! { <Settings app=app set_app=set_app /> }.into_any(),
                         Tab::Console => view! { <super::console::Console app=app /> }.into_any(),
+                        Tab::Webhooks => view! { <super::webhooks::Webhooks app=app /> }.into_any(),
+                        Tab::Stats => view! { <super::app_stats::StatsTab app=app /> }.into_any(),
                     }}
                 </section>
             }.into_any(),
@@ -116,7 +120,7 @@ fn AppHeader(
     let base = move || format!("{}/apps/{}", crate::BASE, app.with(|a| a.id.clone()));
     view! {
         <div class="app-header">
-            <p class="crumbs"><A href=crate::BASE>"Apps"</A> " / "</p>
+            <p class="crumbs"><A href="/admin/apps">"Apps"</A> " / "</p>
             <h1>{move || app.with(|a| a.name.clone())}</h1>
             <p class="status">
                 {move || if app.with(|a| a.enabled) {
@@ -133,6 +137,8 @@ fn AppHeader(
                 <A href=base exact=true>"Overview"</A>
                 <A href=move || format!("{}/settings", base())>"Settings"</A>
                 <A href=move || format!("{}/console", base())>"Debug console"</A>
+                <A href=move || format!("{}/webhooks", base())>"Webhooks"</A>
+                <A href=move || format!("{}/stats", base())>"Stats"</A>
             </nav>
         </div>
     }
@@ -589,7 +595,7 @@ fn DeleteApp(app: Signal<App>) -> impl IntoView {
         let navigate = navigate.clone();
         leptos::task::spawn_local(async move {
             match api::delete(&format!("/apps/{id}")).await {
-                Ok(()) => navigate("/", NavigateOptions::default()),
+                Ok(()) => navigate("/apps", NavigateOptions::default()),
                 Err(e) => error.set(Some(format!("The app was not deleted: {e}"))),
             }
         });

@@ -27,9 +27,25 @@ pub struct AppHandle {
     pub channels: ChannelIndex,
     /// The app's rate gates and message usage (see [`crate::ratelimit`]).
     pub limiters: Arc<AppLimiters>,
+    /// The app's link to the other nodes, in cluster mode.
+    pub cluster: Option<crate::cluster::AppLink>,
 }
 
 impl AppHandle {
+    /// Hands API events to the other nodes of the cluster (all of them, whether or not anyone
+    /// here listens), and stores cache channels' events in the cluster's cache.
+    pub fn publish_remote(&self, events: &[crate::protocol::publish::OutgoingEvent]) {
+        let Some(link) = &self.cluster else { return };
+        let ttl =
+            std::time::Duration::from_secs(u64::from(self.config.load().limits.cache_ttl_secs));
+        for e in events {
+            link.publish_event(&e.channel, &e.event, &e.data, e.except.as_deref());
+            if shared::ChannelName::classify(&e.channel).cache {
+                link.cache_store(&e.channel, &e.event, &e.data, ttl);
+            }
+        }
+    }
+
     /// Something was refused by one of the app's limits: counted by app and limit, and told to
     /// the app's event stream (console, statistics).
     pub fn rate_limited(&self, socket_id: Option<&str>, limit: Limit) {
@@ -68,6 +84,12 @@ impl Directory {
 
     pub fn by_id(&self, id: &str) -> Option<AppHandle> {
         self.read().by_id.get(id).cloned()
+    }
+
+    /// An app's statistics counters, without cloning its whole handle (the REST middleware
+    /// asks on every request).
+    pub fn stats_by_id(&self, id: &str) -> Option<Arc<crate::stats::AppStats>> {
+        self.read().by_id.get(id).map(|h| h.metrics.stats.clone())
     }
 
     /// Every app handle, in no particular order.

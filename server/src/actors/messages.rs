@@ -149,6 +149,49 @@ pub struct ConfigChanged;
 #[rtype(result = "()")]
 pub struct StopSupervisor(pub Closing);
 
+// ---- the cluster → AppSupervisor (and on to its ChannelActors) -------------------------------
+
+/// A message for this app from another node (see `crate::cluster::envelope`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Remote(pub crate::cluster::Envelope);
+
+/// Send this app's absolute local state to the cluster again: after a Redis outage, or after
+/// this node was declared dead and reaped.
+#[derive(Message, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Resync;
+
+/// What Redis records as this node's share of an app, read for a resync.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Recorded {
+    pub channels: Vec<String>,
+    pub members: Vec<(String, String)>,
+}
+
+/// Send the channel's absolute local state to the cluster again; `recorded` are the users
+/// Redis holds for this node in the channel (those no longer here are zeroed).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ResyncChannel {
+    pub recorded: Vec<String>,
+}
+
+/// A presence member came (first connection anywhere) or went (last one), on another node.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RemoteMember {
+    pub user_id: String,
+    /// `Some(user_info)` when added, `None` when removed.
+    pub added: Option<serde_json::Value>,
+}
+
+/// The channel's subscription count changed cluster-wide.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RemoteCount(pub usize);
+
 // ---- AppSupervisor → ChannelActor ------------------------------------------------------------
 
 /// Add a subscriber.

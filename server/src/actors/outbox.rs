@@ -17,6 +17,7 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
@@ -66,6 +67,10 @@ struct State {
     overflowed: bool,
     /// The connection has ended (the body was dropped); pushes are refused.
     gone: bool,
+    /// The app's statistics counter of bytes queued to its sockets, once the app is known.
+    /// Counted at the push, under the lock already held: a broadcast's pushes all run on the
+    /// app's own thread, so the counter's cache line stays there.
+    sent_bytes: Option<Arc<AtomicU64>>,
 }
 
 struct Shared {
@@ -101,6 +106,7 @@ impl Outbox {
                 senders: 1,
                 overflowed: false,
                 gone: false,
+                sent_bytes: None,
             }),
             bounds: Bounds {
                 frames: bounds.frames.max(1),
@@ -124,6 +130,11 @@ impl Outbox {
     /// Binds the session that is told when the queue overflows.
     pub fn bind(&mut self, session: Recipient<SlowConsumer>) {
         self.session = Some(session);
+    }
+
+    /// Counts the payload bytes of every frame queued from now on into `counter`.
+    pub fn count_sent_bytes(&self, counter: Arc<AtomicU64>) {
+        self.shared.lock().sent_bytes = Some(counter);
     }
 
     /// Queues a text frame without waiting. Returns false if the connection is gone or too slow.
@@ -159,6 +170,9 @@ impl Outbox {
             }
             state.queue.push_back(item);
             state.queued_bytes += len;
+            if let Some(counter) = &state.sent_bytes {
+                counter.fetch_add(len as u64, Ordering::Relaxed);
+            }
             state.waker.take()
         };
         // Woken outside the lock: the body may run on another thread and take it at once.

@@ -19,6 +19,8 @@ use crate::node::NodeState;
 
 pub struct AppRegistry {
     directory: Directory,
+    /// This node's cluster handle, in cluster mode.
+    cluster: Option<crate::cluster::Cluster>,
     node: Arc<NodeState>,
     /// Where supervisors run; empty means the registry's own arbiter.
     arbiters: Vec<ArbiterHandle>,
@@ -26,8 +28,14 @@ pub struct AppRegistry {
 }
 
 impl AppRegistry {
-    pub fn new(directory: Directory, node: Arc<NodeState>, arbiters: Vec<ArbiterHandle>) -> Self {
+    pub fn new(
+        directory: Directory,
+        node: Arc<NodeState>,
+        arbiters: Vec<ArbiterHandle>,
+        cluster: Option<crate::cluster::Cluster>,
+    ) -> Self {
         Self {
+            cluster,
             directory,
             node,
             arbiters,
@@ -58,11 +66,13 @@ impl Handler<StartApp> for AppRegistry {
         let metrics = self.node.metrics.for_app(&app.id);
         let events = AppEvents::default();
         let channels = ChannelIndex::default();
+        let link = self.cluster.as_ref().map(|c| c.app(&app.id));
         let supervisor = AppSupervisor::new(
             config.clone(),
             metrics.clone(),
             events.clone(),
             channels.clone(),
+            link.clone(),
         );
         let supervisor = match self.next_arbiter() {
             Some(arbiter) => AppSupervisor::start_in_arbiter(&arbiter, move |_| supervisor),
@@ -75,6 +85,7 @@ impl Handler<StartApp> for AppRegistry {
             events,
             channels,
             limiters: Arc::default(),
+            cluster: link,
         };
         self.directory.insert(&app.id, &app.key, handle);
     }

@@ -130,6 +130,7 @@ impl Session {
 
     /// Sends `pusher:error` (and tells the event stream).
     fn error(&self, code: Option<CloseCode>, message: &str) {
+        self.app.metrics.stats.error_sent();
         self.app.events.emit(Kind::Error, || AppEvent::Error {
             socket_id: self.socket_id.clone(),
             channel: None,
@@ -165,6 +166,7 @@ impl Session {
         }
         let (kind, status) = (refusal.kind(), refusal.status());
         tracing::debug!(socket_id = %self.socket_id, channel = ?channel, kind, status, "subscription refused");
+        self.app.metrics.stats.error_sent();
         self.app.events.emit(Kind::Error, || AppEvent::Error {
             socket_id: self.socket_id.clone(),
             channel: Some(channel.to_owned()),
@@ -306,6 +308,7 @@ impl Session {
         presence_user: Option<String>,
     ) {
         tracing::debug!(socket_id = %self.socket_id, channel = ?channel, "subscribed");
+        self.app.metrics.stats.subscribed();
         self.app
             .events
             .emit(Kind::Subscribed, || AppEvent::Subscribed {
@@ -400,7 +403,7 @@ impl Session {
                 return;
             }
         };
-        self.app.metrics.messages(1);
+        self.app.metrics.client_event_accepted();
         let Some(sub) = self.subscriptions.get(accepted.channel) else {
             return;
         };
@@ -408,7 +411,8 @@ impl Session {
             return;
         };
         let user_id = sub.presence_user.as_deref();
-        let frame = frames::channel_event(event, accepted.channel, &accepted.data, user_id).into();
+        let frame: ByteString =
+            frames::channel_event(event, accepted.channel, &accepted.data, user_id).into();
         self.app
             .events
             .emit(Kind::ClientEvent, || AppEvent::ClientEvent {
@@ -418,6 +422,10 @@ impl Session {
                 data: accepted.data.clone(),
                 user_id: user_id.map(str::to_owned),
             });
+        if let Some(link) = &self.app.cluster {
+            // The other nodes' subscribers; never back to this socket (it is not there).
+            link.publish_client_event(accepted.channel, &self.socket_id, frame.as_bytes());
+        }
         recipient.do_send(ClientEvent {
             from: self.socket_id.clone(),
             frame,
@@ -469,8 +477,7 @@ impl Session {
     fn on_registered(&mut self, ctx: &mut Context<Self>) {
         let config = self.app.config.load();
         self.registered = true;
-        self.app.metrics.connections.inc();
-        self.app.metrics.opened.inc();
+        self.app.metrics.connection_opened();
         self.send(frames::connection_established(
             &self.socket_id,
             self.heartbeat.activity.as_secs(),

@@ -3,9 +3,9 @@
 //!
 //! Joins are routed through here so that channel actors can be created on demand and retired
 //! when idle without losing a join in flight (see [`ChannelIdle`]). The supervisor is also the
-//! boundary a cluster mode will extend: publishes and presence/count queries enter here, so a
-//! Redis adapter can forward them to other nodes and merge the answers without touching
-//! sessions or channels.
+//! boundary of cluster mode: messages from other nodes ([`Remote`]) enter here and go to the
+//! channel actors or signed-in sockets they concern; the app's connection count and cap are
+//! kept cluster-wide from here (see `crate::cluster`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -20,11 +20,13 @@ use super::channel::{ChannelActor, ChannelStats};
 use super::messages::{
     ChannelCounts, ChannelIdle, ClientEvent, CloseSession, ConfigChanged, Connect, ConnectionCount,
     Disconnect, DrainAll, GetCache, GetCounts, GetUsers, Join, Leave, ListChannels, Publish,
-    PublishEvents, ReadCache, ReadUsers, SignedIn, StopChannel, StopSupervisor, Subscribe,
-    SubscribeError, TerminateUser, Unsubscribe,
+    PublishEvents, ReadCache, ReadUsers, Recorded, Remote, RemoteCount, RemoteMember, Resync,
+    ResyncChannel, SignedIn, StopChannel, StopSupervisor, Subscribe, SubscribeError, TerminateUser,
+    Unsubscribe,
 };
 use super::outbox::Outbox;
 use crate::apps::SharedConfig;
+use crate::cluster::{AppLink, Message};
 use crate::events::{AppEvent, AppEvents, Kind, Limit};
 use crate::metrics::AppMetrics;
 use crate::protocol::subscribe::Refusal;
@@ -100,6 +102,8 @@ pub struct AppSupervisor {
     events: AppEvents,
     /// Numbers the channel actors started (see [`ChannelIdle::generation`]).
     generations: u64,
+    /// This app's link to the other nodes, in cluster mode.
+    cluster: Option<AppLink>,
 }
 
 impl AppSupervisor {
@@ -108,8 +112,10 @@ impl AppSupervisor {
         metrics: AppMetrics,
         events: AppEvents,
         index: ChannelIndex,
+        cluster: Option<AppLink>,
     ) -> Self {
         Self {
+            cluster,
             events,
             config,
             index,
@@ -140,6 +146,7 @@ impl AppSupervisor {
                 stats.clone(),
                 self.metrics.clone(),
                 self.events.clone(),
+                self.cluster.clone(),
             )
             .start();
             tracing::debug!(app_id = %self.app_id(), channel = name, "channel started");
@@ -221,16 +228,44 @@ impl AppSupervisor {
             session.close.do_send(CloseSession(why));
         }
     }
+
+    /// Closes every socket signed in as the user (`terminate_connections`).
+    fn terminate(&self, user_id: &str) {
+        let Some(sockets) = self.users.get(user_id) else {
+            return;
+        };
+        tracing::info!(app_id = %self.app_id(), connections = sockets.len(), "terminating a user's connections");
+        for socket_id in sockets {
+            if let Some(session) = self.sessions.get(socket_id) {
+                session.close.do_send(CloseSession(Closing::Terminated));
+            }
+        }
+    }
+
+    /// Records a connection that closed in the cluster's count (not awaited).
+    fn count_connection(&self, delta: i64) {
+        if let Some(link) = self.cluster.clone().filter(AppLink::is_healthy) {
+            actix::spawn(async move {
+                let _ = link.connections(delta, 0).await;
+            });
+        }
+    }
 }
 
 impl Actor for AppSupervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, _: &mut Context<Self>) {
+        if let Some(link) = &self.cluster {
+            link.cluster().watch(&self.app_id());
+        }
         tracing::info!(app_id = %self.app_id(), "app started");
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        if let Some(link) = &self.cluster {
+            link.cluster().unwatch(&self.app_id());
+        }
         for channel in self.channels.values() {
             channel.addr.do_send(StopChannel);
         }
@@ -238,18 +273,8 @@ impl Actor for AppSupervisor {
     }
 }
 
-impl Handler<Connect> for AppSupervisor {
-    type Result = Result<(), Closing>;
-
-    fn handle(&mut self, msg: Connect, _: &mut Context<Self>) -> Self::Result {
-        let config = self.config.load();
-        if !config.enabled {
-            return Err(Closing::AppDisabled);
-        }
-        let max = config.limits.max_connections as usize;
-        if max > 0 && self.sessions.len() >= max {
-            return Err(Closing::AppOverQuota);
-        }
+impl AppSupervisor {
+    fn admit(&mut self, msg: Connect) {
         self.sessions.insert(
             msg.socket_id,
             SessionEntry {
@@ -260,7 +285,51 @@ impl Handler<Connect> for AppSupervisor {
                 watchlist: Vec::new(),
             },
         );
-        Ok(())
+    }
+}
+
+impl Handler<Connect> for AppSupervisor {
+    type Result = AtomicResponse<Self, Result<(), Closing>>;
+
+    fn handle(&mut self, msg: Connect, _: &mut Context<Self>) -> Self::Result {
+        let config = self.config.load();
+        let max = config.limits.max_connections;
+        let refused = if !config.enabled {
+            Some(Closing::AppDisabled)
+        } else if max > 0 && self.sessions.len() >= max as usize {
+            Some(Closing::AppOverQuota)
+        } else {
+            None
+        };
+        if let Some(why) = refused {
+            return AtomicResponse::new(Box::pin(actix::fut::ready(Err(why))));
+        }
+        match self.cluster.clone().filter(AppLink::is_healthy) {
+            // A cap across the cluster: one script admits or refuses (the only awaited round
+            // trip of a connect, and only for apps with a cap). Atomic, so the session is in
+            // the table before anything else of this app is handled.
+            Some(link) if max > 0 => AtomicResponse::new(Box::pin(
+                async move { link.connections(1, max).await }
+                    .into_actor(self)
+                    .map(move |admitted, act, _| {
+                        if let Ok(false) = admitted {
+                            return Err(Closing::AppOverQuota);
+                        }
+                        // Admitted, or degraded: this node's own count decided above.
+                        act.admit(msg);
+                        Ok(())
+                    }),
+            )),
+            link => {
+                if let Some(link) = link {
+                    actix::spawn(async move {
+                        let _ = link.connections(1, 0).await;
+                    });
+                }
+                self.admit(msg);
+                AtomicResponse::new(Box::pin(actix::fut::ready(Ok(()))))
+            }
+        }
     }
 }
 
@@ -271,6 +340,7 @@ impl Handler<Disconnect> for AppSupervisor {
         let Some(entry) = self.sessions.remove(&msg.socket_id) else {
             return;
         };
+        self.count_connection(-1);
         for channel in &entry.channels {
             if let Some(c) = self.channels.get(channel) {
                 c.addr.do_send(Leave {
@@ -519,15 +589,153 @@ impl Handler<TerminateUser> for AppSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: TerminateUser, _: &mut Context<Self>) {
-        let Some(sockets) = self.users.get(&msg.0) else {
+        self.terminate(&msg.0);
+    }
+}
+
+impl Handler<Remote> for AppSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Remote, _: &mut Context<Self>) {
+        let Remote(envelope) = msg;
+        let channel = envelope.channel().map(str::to_owned);
+        match envelope.message {
+            Message::Event {
+                channel,
+                except,
+                event,
+                data,
+            } => {
+                if let Some(user_id) = channel.strip_prefix(USER_CHANNEL_PREFIX) {
+                    let frame = frames::channel_event(&event, &channel, &data, None).into();
+                    self.send_to_user(user_id, &frame, except.as_deref());
+                } else if let Some(entry) = self.channels.get_mut(&channel) {
+                    // A channel nobody here subscribes to is skipped: its cache (if any) is
+                    // in Redis, where the next subscriber on any node reads it.
+                    entry.sent += 1;
+                    entry.addr.do_send(Publish {
+                        event,
+                        data,
+                        except,
+                        request_id: None,
+                    });
+                }
+            }
+            Message::ClientEvent { from, frame, .. } => {
+                let Some(entry) = channel.and_then(|c| self.channels.get(&c)) else {
+                    return;
+                };
+                if let Ok(frame) = ByteString::try_from(frame) {
+                    entry.addr.do_send(ClientEvent { from, frame });
+                }
+            }
+            Message::Terminate { user_id } => self.terminate(&user_id),
+            Message::MemberAdded { user_id, info, .. } => {
+                if let Some(entry) = channel.and_then(|c| self.channels.get(&c)) {
+                    let info = serde_json::from_str(&info).unwrap_or(serde_json::Value::Null);
+                    entry.addr.do_send(RemoteMember {
+                        user_id,
+                        added: Some(info),
+                    });
+                }
+            }
+            Message::MemberRemoved { user_id, .. } => {
+                if let Some(entry) = channel.and_then(|c| self.channels.get(&c)) {
+                    entry.addr.do_send(RemoteMember {
+                        user_id,
+                        added: None,
+                    });
+                }
+            }
+            Message::Count { count, .. } => {
+                if let Some(entry) = channel.and_then(|c| self.channels.get(&c)) {
+                    entry
+                        .addr
+                        .do_send(RemoteCount(usize::try_from(count).unwrap_or(usize::MAX)));
+                }
+            }
+            Message::Reclaimed {
+                target,
+                channel,
+                user_id,
+            } => {
+                // This node holds the delayed vacate (removal) webhook: the matching occupied
+                // (added) event makes its producer drop both.
+                if self.cluster.as_ref().is_some_and(|l| l.node_id() == target) {
+                    if let Some(user_id) = user_id {
+                        self.events
+                            .emit(Kind::MemberAdded, || AppEvent::MemberAdded {
+                                channel,
+                                user_id,
+                            });
+                    } else {
+                        self.events
+                            .emit(Kind::ChannelOccupied, || AppEvent::ChannelOccupied {
+                                channel,
+                            });
+                    }
+                }
+            }
+            Message::AppChanged { .. } | Message::Probe { .. } => {}
+        }
+    }
+}
+
+impl Handler<Resync> for AppSupervisor {
+    type Result = ();
+
+    /// First reads what Redis records as this node's share ([`Recorded`]), then corrects it.
+    fn handle(&mut self, _: Resync, ctx: &mut Context<Self>) {
+        let Some(link) = self.cluster.clone() else {
             return;
         };
-        tracing::info!(app_id = %self.app_id(), connections = sockets.len(), "terminating a user's connections");
-        for socket_id in sockets {
-            if let Some(session) = self.sessions.get(socket_id) {
-                session.close.do_send(CloseSession(Closing::Terminated));
+        let sockets = self.sessions.len();
+        let me = ctx.address();
+        actix::spawn(async move {
+            let _ = link.connections_set(sockets).await;
+            if let Ok((channels, members)) = link.own_state().await {
+                me.do_send(Recorded { channels, members });
             }
+        });
+    }
+}
+
+impl Handler<Recorded> for AppSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Recorded, _: &mut Context<Self>) {
+        let Some(link) = self.cluster.clone() else {
+            return;
+        };
+        let mut recorded: HashMap<String, Vec<String>> = HashMap::new();
+        for (channel, user) in msg.members {
+            recorded.entry(channel).or_default().push(user);
         }
+        // Channels with an actor here send their state and zero their departed users.
+        for (name, channel) in &self.channels {
+            let users = recorded.remove(name).unwrap_or_default();
+            channel.addr.do_send(ResyncChannel { recorded: users });
+        }
+        // Channels everyone here left while the cluster could not be told: zero them.
+        let gone: Vec<String> = msg
+            .channels
+            .into_iter()
+            .filter(|c| !self.channels.contains_key(c))
+            .collect();
+        let counts = self.config.load().subscription_count_events;
+        actix::spawn(async move {
+            for (channel, users) in recorded {
+                for user in users {
+                    let _ = link
+                        .presence_set(&channel, &user, 0, &serde_json::Value::Null, 0, false)
+                        .await;
+                }
+            }
+            for channel in gone {
+                let publish = counts && !channel.starts_with("presence-");
+                let _ = link.count_set(&channel, 0, publish).await;
+            }
+        });
     }
 }
 
@@ -609,7 +817,8 @@ mod tests {
         let config: SharedConfig = Arc::new(ArcSwap::from_pointee(config));
         let index = ChannelIndex::default();
         let metrics = Metrics::default().for_app("t");
-        let addr = AppSupervisor::new(config, metrics, AppEvents::default(), index.clone()).start();
+        let addr =
+            AppSupervisor::new(config, metrics, AppEvents::default(), index.clone(), None).start();
         (addr, index)
     }
 

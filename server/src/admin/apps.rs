@@ -19,13 +19,20 @@ use crate::apps::{AppConfig, ChosenCredentials};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The API's view of a live app: its settings, its open connections on this node and its
-/// message usage.
+/// The API's view of a live app: its settings, its open connections (the cluster's in cluster
+/// mode, this node's while the cluster is degraded) and its message usage.
 async fn view(state: &AppState, config: &AppConfig) -> App {
     let Some(handle) = state.directory.by_id(&config.id) else {
         return app_dto(config, 0);
     };
-    let connections = handle.supervisor.send(ConnectionCount).await.unwrap_or(0);
+    let cluster = match &handle.cluster {
+        Some(link) => link.connection_total().await.ok(),
+        None => None,
+    };
+    let connections = match cluster {
+        Some(total) => total,
+        None => handle.supervisor.send(ConnectionCount).await.unwrap_or(0),
+    };
     let mut app = app_dto(config, connections);
     let limits = &config.limits;
     app.usage = handle

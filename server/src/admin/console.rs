@@ -166,6 +166,7 @@ pub async fn trigger(
         data,
     } = body.into_inner();
     let events = crate::protocol::publish::panel_event(&config, channel.clone(), event, data)?;
+    app.publish_remote(&events);
     app.supervisor
         .send(PublishEvents(events))
         .await

@@ -8,8 +8,10 @@
 pub mod apps;
 pub mod audit;
 pub mod auth;
+pub mod cluster;
 pub mod console;
 pub mod login;
+pub mod stats;
 pub mod throttle;
 pub mod tokens;
 pub mod users;
@@ -151,6 +153,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::post().to(webhooks::replay_one),
             )
             .route("/audit", web::get().to(audit::list_audit))
+            .route("/cluster", web::get().to(cluster::status))
+            .route("/stats/series", web::get().to(stats::server_series))
+            .route("/stats/summary", web::get().to(stats::server_summary))
+            .route("/stats/apps", web::get().to(stats::app_table))
+            .route("/stats/usage/{month}", web::get().to(stats::server_usage))
+            .route("/stats/health", web::get().to(stats::server_health))
+            .route("/stats/live", web::get().to(stats::live))
+            .route("/apps/{id}/stats/series", web::get().to(stats::app_series))
+            .route(
+                "/apps/{id}/stats/summary",
+                web::get().to(stats::app_summary),
+            )
+            .route(
+                "/apps/{id}/stats/usage/{month}",
+                web::get().to(stats::app_usage),
+            )
+            .route(
+                "/apps/{id}/stats/errors",
+                web::get().to(stats::recent_errors),
+            )
             .default_service(web::to(|| async {
                 actix_web::ResponseError::error_response(&ApiError::not_found(
                     "No such admin API route",
@@ -225,10 +247,13 @@ impl Modify for SecuritySchemes {
         tokens::list_tokens, tokens::create_token, tokens::revoke_token,
         apps::list_apps, apps::create_app, apps::import_apps, apps::get_app, apps::update_app, apps::delete_app,
         apps::rotate_app_secret, console::stream, console::trigger,
-        audit::list_audit,
+        audit::list_audit, cluster::status,
         webhooks::list_endpoints, webhooks::create_endpoint, webhooks::update_endpoint,
         webhooks::delete_endpoint, webhooks::test_endpoint, webhooks::list_deliveries,
         webhooks::replay_dead, webhooks::replay_one,
+        stats::server_series, stats::app_series, stats::server_summary, stats::app_summary,
+        stats::app_table, stats::server_usage, stats::app_usage, stats::recent_errors,
+        stats::server_health, stats::live,
     ),
     components(schemas(
         dto::ErrorBody, dto::SetupStatus, dto::SetupRequest, dto::LoginRequest, dto::SessionInfo,
@@ -236,11 +261,16 @@ impl Modify for SecuritySchemes {
         dto::CreatedApiToken, dto::App, dto::AppLimits, dto::AppLimitsPatch, dto::AppPatch,
         dto::NewApp, dto::RotateSecretRequest, dto::AuditEntry, dto::AuditPage,
         dto::DebugKind, dto::DebugEvent, dto::TriggerEventRequest, dto::TriggerEventResult,
-        dto::AppUsage, dto::QuotaPeriod,
+        dto::AppUsage, dto::QuotaPeriod, dto::ClusterNode, dto::ClusterStatus,
         transfer::Format, transfer::ImportRequest, transfer::ImportAction,
         transfer::ImportedAppReport, transfer::ImportReport,
         webhooks::WebhookEndpoint, webhooks::WebhookEndpointInput, webhooks::WebhookDelivery,
+        webhooks::ReplayResult, webhooks::BreakerInfo, webhooks::DeliveryStats,
         webhooks::ReplayResult,
+        shared::stats::Counts, shared::stats::StatsPoint, shared::stats::StatsSeries,
+        shared::stats::WeekHour, shared::stats::StatsSummary, shared::stats::AppStatsRow,
+        shared::stats::AppStatsTable, shared::stats::UsageRow, shared::stats::UsageReport,
+        shared::stats::LiveStats, shared::stats::ServerHealth, shared::stats::RecentError,
     )),
     modifiers(&SecuritySchemes),
     tags(
@@ -249,7 +279,9 @@ impl Modify for SecuritySchemes {
         (name = "tokens", description = "API tokens for automation"),
         (name = "apps", description = "Apps; every change applies at once to that app only"),
         (name = "audit", description = "The log of configuration changes"),
+        (name = "cluster", description = "Cluster mode: the nodes sharing this server's apps"),
         (name = "webhooks", description = "Webhook endpoints, the delivery log, dead letters and replay"),
+        (name = "stats", description = "Statistics: time series, peaks, per-app totals, monthly usage, recent errors, health and live numbers"),
     )
 )]
 pub struct AdminApiDoc;

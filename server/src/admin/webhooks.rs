@@ -4,92 +4,34 @@
 //!
 //! Endpoint changes are stored, audited and then applied to the running producers at once
 //! ([`crate::webhooks::Webhooks::refresh`]).
+//!
+//! An endpoint's own signing secret is write-only: the answer to the request that set or
+//! generated it carries it once; afterwards only a masked hint (its last four characters) is
+//! shown, and the audit log never records it.
 
 use actix_web::{web, HttpResponse};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use shared::admin::ErrorBody;
-use utoipa::{IntoParams, ToSchema};
+pub use shared::webhooks::{
+    BreakerInfo, DeliveryStats, ReplayResult, WebhookDelivery, WebhookEndpoint,
+    WebhookEndpointInput,
+};
+use utoipa::IntoParams;
 
 use super::auth::Principal;
 use crate::db::admin::AuditRow;
-use crate::db::webhooks::{DeliveryRow, DEAD, DELIVERED, FAILED, PENDING};
+use crate::db::webhooks::{DeliveryRow, StateCount, DEAD, DELIVERED, FAILED, PENDING};
 use crate::db::{Db, DbError};
 use crate::error::ApiError;
 use crate::events::now_ms;
 use crate::state::AppState;
-use crate::webhooks::{self, Endpoint, WebhookEvent, EVENT_TYPES, RESERVED_HEADERS};
+use crate::webhooks::breaker::BreakerState;
+use crate::webhooks::{self, Endpoint, SigningSecret, WebhookEvent, EVENT_TYPES, RESERVED_HEADERS};
 
 /// Endpoints one app may have.
 const MAX_ENDPOINTS: usize = 20;
 /// Custom headers one endpoint may have.
 const MAX_HEADERS: usize = 20;
-
-/// A webhook endpoint of an app.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct WebhookEndpoint {
-    pub id: String,
-    pub url: String,
-    /// Which events it receives: `channel_occupied`, `channel_vacated`, `member_added`,
-    /// `member_removed`, `client_event`, `cache_miss`, `subscription_count`.
-    pub event_types: Vec<String>,
-    /// Only channels whose name starts with this.
-    pub channel_prefix: Option<String>,
-    /// Only channels whose name ends with this.
-    pub channel_suffix: Option<String>,
-    /// Extra request headers; `Content-Type`, `X-Pusher-Key` and `X-Pusher-Signature` are the
-    /// server's own and cannot be set here.
-    pub headers: std::collections::BTreeMap<String, String>,
-    pub enabled: bool,
-    /// Unix seconds.
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-/// A new endpoint, or a change of one (fields left out keep their value; a new endpoint needs
-/// `url` and `event_types`, and is enabled unless told otherwise). An empty prefix or suffix
-/// removes that filter.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookEndpointInput {
-    pub url: Option<String>,
-    pub event_types: Option<Vec<String>>,
-    pub channel_prefix: Option<String>,
-    pub channel_suffix: Option<String>,
-    pub headers: Option<std::collections::BTreeMap<String, String>>,
-    pub enabled: Option<bool>,
-}
-
-/// One webhook request (a batch of events for one endpoint) and what became of it.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct WebhookDelivery {
-    pub id: String,
-    pub endpoint_id: String,
-    /// When it was created (unix milliseconds).
-    pub created_at_ms: i64,
-    /// `pending` (waiting or being retried), `delivered`, `failed` (refused by the endpoint,
-    /// not retried) or `dead` (retries ran out).
-    pub state: String,
-    pub events: i32,
-    /// The request body as sent.
-    pub body: String,
-    pub attempts: i32,
-    /// When the next attempt is due (pending only).
-    pub next_attempt_at_ms: Option<i64>,
-    pub last_attempt_at_ms: Option<i64>,
-    /// The last answer's HTTP status.
-    pub status_code: Option<i32>,
-    pub latency_ms: Option<i64>,
-    /// Why the last attempt failed.
-    pub error: Option<String>,
-    /// The first bytes of the last answer.
-    pub response: Option<String>,
-}
-
-/// How many deliveries were put back in the outbox.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ReplayResult {
-    pub replayed: usize,
-}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -102,8 +44,70 @@ pub struct DeliveryQuery {
     pub limit: Option<i64>,
 }
 
+/// How far back the endpoint statistics look.
+const STATS_PERIOD_MS: i64 = 24 * 3600 * 1000;
+
+fn breaker_info(state: &AppState, endpoint_id: &str) -> BreakerInfo {
+    let breaker = state.webhooks.breaker(endpoint_id);
+    BreakerInfo {
+        state: match breaker.state() {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half_open",
+        }
+        .to_owned(),
+        consecutive_failures: breaker.failures(),
+        retry_at_ms: breaker.retry_at_ms(),
+        opens: breaker.opens(),
+    }
+}
+
+#[allow(clippy::cast_precision_loss)] // counts far below 2^52
+fn stats_of(counts: &[StateCount], endpoint_id: &str) -> DeliveryStats {
+    let mut stats = DeliveryStats::default();
+    for c in counts.iter().filter(|c| c.endpoint_id == endpoint_id) {
+        match c.state.as_str() {
+            PENDING => stats.pending += c.count,
+            DELIVERED => stats.delivered += c.count,
+            FAILED => stats.failed += c.count,
+            DEAD => stats.dead += c.count,
+            _ => {}
+        }
+    }
+    let finished = stats.delivered + stats.failed + stats.dead;
+    stats.success_rate = (finished > 0).then(|| stats.delivered as f64 / finished as f64);
+    stats
+}
+
+/// The endpoint as the API shows it, with its breaker and statistics.
+fn shown(state: &AppState, e: &Endpoint, counts: &[StateCount]) -> WebhookEndpoint {
+    WebhookEndpoint {
+        breaker: breaker_info(state, &e.id),
+        stats: stats_of(counts, &e.id),
+        ..to_api(e)
+    }
+}
+
+/// The app's delivery counts by endpoint and state, for [`shown`]; empty if the database
+/// cannot say (the endpoints are still listed).
+async fn counts_of(state: &AppState, app_id: &str) -> Vec<StateCount> {
+    let app_id = app_id.to_owned();
+    let since = now_ms() - STATS_PERIOD_MS;
+    crate::db::blocking(&state.db, move |db| db.webhook_state_counts(&app_id, since))
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot count webhook deliveries");
+            Vec::new()
+        })
+}
+
+/// The endpoint as stored and audited: no breaker or statistics, the secret only masked.
 fn to_api(e: &Endpoint) -> WebhookEndpoint {
     WebhookEndpoint {
+        signing_secret: None,
+        signing_secret_hint: e.signing_secret.as_ref().map(SigningSecret::masked),
+        breaker: BreakerInfo::default(),
+        stats: DeliveryStats::default(),
         id: e.id.clone(),
         url: e.url.clone(),
         event_types: e.event_types.clone(),
@@ -241,6 +245,25 @@ fn apply(
     if let Some(enabled) = input.enabled {
         endpoint.enabled = enabled;
     }
+    if let Some(secret) = input.signing_secret {
+        let (min, max) = shared::webhooks::SIGNING_SECRET_LEN;
+        if secret.is_empty() {
+            endpoint.signing_secret = None;
+        } else if secret.len() < min
+            || secret.len() > max
+            || !secret.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(ApiError::validation(
+                "signing_secret",
+                format!("signing_secret must be {min} to {max} printable ASCII characters without spaces"),
+            ));
+        } else {
+            endpoint.signing_secret = Some(SigningSecret(secret));
+        }
+    }
+    if input.generate_signing_secret == Some(true) {
+        endpoint.signing_secret = Some(SigningSecret::generate());
+    }
     if endpoint.url.is_empty() {
         return Err(ApiError::validation("url", "url is required"));
     }
@@ -277,6 +300,8 @@ async fn applied(state: &AppState) {
     if let Err(e) = state.webhooks.refresh().await {
         tracing::warn!(error = %e, "cannot reload the webhook endpoints");
     }
+    // A new or re-enabled endpoint may have deliveries waiting.
+    state.webhooks.wake();
 }
 
 /// An app's webhook endpoints.
@@ -290,11 +315,12 @@ pub async fn list_endpoints(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     app_exists(&state, &id)?;
+    let counts = counts_of(&state, &id).await;
     let endpoints: Vec<WebhookEndpoint> = state
         .webhooks
         .endpoints_of(&id)
         .iter()
-        .map(to_api)
+        .map(|e| shown(&state, e, &counts))
         .collect();
     Ok(HttpResponse::Ok().json(endpoints))
 }
@@ -333,8 +359,11 @@ pub async fn create_endpoint(
         enabled: true,
         created_at: now,
         updated_at: now,
+        signing_secret: None,
     };
-    apply(&state, &mut endpoint, body.into_inner())?;
+    let input = body.into_inner();
+    let reveal = sets_secret(&input);
+    apply(&state, &mut endpoint, input)?;
     let row = endpoint.to_row();
     let entry = audit(
         &principal,
@@ -349,7 +378,7 @@ pub async fn create_endpoint(
     })
     .await?;
     applied(&state).await;
-    Ok(HttpResponse::Created().json(to_api(&endpoint)))
+    Ok(HttpResponse::Created().json(answer(&state, &endpoint, reveal)))
 }
 
 /// Changes a webhook endpoint; fields left out keep their value.
@@ -369,7 +398,9 @@ pub async fn update_endpoint(
     app_exists(&state, &app_id)?;
     let before = endpoint_of(&state, &app_id, &endpoint_id)?;
     let mut endpoint = before.clone();
-    apply(&state, &mut endpoint, body.into_inner())?;
+    let input = body.into_inner();
+    let reveal = sets_secret(&input);
+    apply(&state, &mut endpoint, input)?;
     endpoint.updated_at = crate::db::now_unix();
     let row = endpoint.to_row();
     let entry = audit(
@@ -386,7 +417,30 @@ pub async fn update_endpoint(
     .await
     .map_err(|e| not_found_endpoint(e, &endpoint_id))?;
     applied(&state).await;
-    Ok(HttpResponse::Ok().json(to_api(&endpoint)))
+    // A changed endpoint (a new URL, say) starts over with a closed breaker.
+    state.webhooks.nudge(&app_id, Some(&endpoint_id), true);
+    Ok(HttpResponse::Ok().json(answer(&state, &endpoint, reveal)))
+}
+
+/// Whether the input sets or generates a signing secret (then the answer shows it, once).
+fn sets_secret(input: &WebhookEndpointInput) -> bool {
+    input.generate_signing_secret == Some(true)
+        || input
+            .signing_secret
+            .as_deref()
+            .is_some_and(|s| !s.is_empty())
+}
+
+/// The answer to a create or change: the endpoint, with its secret when this request set it.
+fn answer(state: &AppState, endpoint: &Endpoint, reveal: bool) -> WebhookEndpoint {
+    WebhookEndpoint {
+        signing_secret: endpoint
+            .signing_secret
+            .as_ref()
+            .filter(|_| reveal)
+            .map(|s| s.0.clone()),
+        ..shown(state, endpoint, &[])
+    }
 }
 
 fn not_found_endpoint(e: ApiError, id: &str) -> ApiError {
@@ -462,7 +516,9 @@ pub async fn test_endpoint(
         db.enqueue_webhooks(std::slice::from_ref(&stored))
     })
     .await?;
-    state.webhooks.wake();
+    state
+        .webhooks
+        .nudge(&row.app_id, Some(&row.endpoint_id), false);
     Ok(HttpResponse::Accepted().json(delivery_to_api(row)))
 }
 
@@ -517,11 +573,12 @@ pub async fn replay_dead(
 ) -> Result<HttpResponse, ApiError> {
     app_exists(&state, &id)?;
     let app_id = id.into_inner();
+    let app = app_id.clone();
     let replayed = super::write(&state.db, move |db| {
-        db.replay_webhooks(&app_id, None, now_ms())
+        db.replay_webhooks(&app, None, now_ms())
     })
     .await?;
-    state.webhooks.wake();
+    state.webhooks.nudge(&app_id, None, false);
     Ok(HttpResponse::Ok().json(ReplayResult { replayed }))
 }
 
@@ -553,6 +610,6 @@ pub async fn replay_one(
             ApiError::not_found(format!("No webhook delivery with id {delivery_id}"))
         });
     }
-    state.webhooks.wake();
+    state.webhooks.nudge(&app_id, None, false);
     Ok(HttpResponse::Ok().json(ReplayResult { replayed }))
 }

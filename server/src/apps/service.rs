@@ -117,6 +117,8 @@ pub struct LiveApps {
     /// Serialises applying with [`AppService::sync`]'s compare-and-apply. It guards the stored
     /// `(id, version)`s that could not be read, so that each is reported once, not every round.
     lock: Arc<tokio::sync::Mutex<HashSet<(String, i64)>>>,
+    /// In cluster mode, every change applied here is announced to the other nodes.
+    cluster: Option<crate::cluster::Cluster>,
 }
 
 impl LiveApps {
@@ -127,7 +129,16 @@ impl LiveApps {
             stop: registry.clone().recipient(),
             directory,
             lock: Arc::default(),
+            cluster: None,
         }
+    }
+
+    /// Announces every applied change to the cluster's other nodes (they reload the app from
+    /// the database at once instead of at their next sync round).
+    #[must_use]
+    pub fn with_cluster(mut self, cluster: Option<crate::cluster::Cluster>) -> Self {
+        self.cluster = cluster;
+        self
     }
 }
 
@@ -190,16 +201,24 @@ impl AppService {
         let Some(live) = &self.live else { return };
         let _serialised = live.lock.lock().await;
         // A failed send means the registry is gone (the server is stopping): nothing to apply.
-        match change {
+        let id = match change {
             Apply::Start(config) => {
+                let id = config.id.clone();
                 let _ = live.start.send(StartApp(config)).await;
+                id
             }
             Apply::Update(config) => {
+                let id = config.id.clone();
                 let _ = live.update.send(UpdateApp(config)).await;
+                id
             }
             Apply::Stop(id) => {
-                let _ = live.stop.send(stopped(id)).await;
+                let _ = live.stop.send(stopped(id.clone())).await;
+                id
             }
+        };
+        if let Some(cluster) = &live.cluster {
+            cluster.announce_app_change(&id);
         }
     }
 
@@ -623,7 +642,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = open(dir.path());
         let directory = Directory::default();
-        let registry = AppRegistry::new(directory.clone(), Arc::default(), Vec::new()).start();
+        let registry =
+            AppRegistry::new(directory.clone(), Arc::default(), Vec::new(), None).start();
         let server = AppService::with_live(
             db.clone(),
             AppLimits::default(),

@@ -13,6 +13,7 @@
 pub mod admin;
 pub mod crypto;
 pub mod schema;
+pub mod stats;
 pub mod webhooks;
 
 use std::fmt;
@@ -674,6 +675,7 @@ impl Db {
                     .set(AppFields::from_config(&app, &new, now_unix()))
                     .execute(conn)?;
             }
+            Db::reseal_webhook_secrets(conn, &old, &new)?;
             diesel::update(meta::table.find(KEY_CHECK))
                 .set(meta::value.eq(new.encrypt(KEY_CHECK_PLAINTEXT, KEY_CHECK)))
                 .execute(conn)?;

@@ -108,6 +108,8 @@ diesel::table! {
         enabled -> Bool,
         created_at -> BigInt,
         updated_at -> BigInt,
+        /// The endpoint's own signing secret, sealed (`crate::db::crypto`); NULL: the app's.
+        signing_secret -> Nullable<Text>,
     }
 }
 
@@ -128,5 +130,43 @@ diesel::table! {
         latency_ms -> Nullable<BigInt>,
         error -> Nullable<Text>,
         response -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Statistics buckets (see migrations/*/2026-11-30-000008_app_stats).
+    app_stats (app_id, resolution, bucket_start, node) {
+        app_id -> Text,
+        resolution -> BigInt,
+        bucket_start -> BigInt,
+        node -> Text,
+        samples -> BigInt,
+        connections_peak -> BigInt,
+        connections_min -> BigInt,
+        connections_sum -> BigInt,
+        channels_peak -> BigInt,
+        connections_opened -> BigInt,
+        connections_closed -> BigInt,
+        closed_error -> BigInt,
+        closed_backoff -> BigInt,
+        closed_reconnect -> BigInt,
+        subscriptions -> BigInt,
+        messages_in_api -> BigInt,
+        messages_in_client -> BigInt,
+        messages_out -> BigInt,
+        messages_out_client -> BigInt,
+        messages_out_presence -> BigInt,
+        messages_out_system -> BigInt,
+        ws_bytes_in -> BigInt,
+        ws_bytes_out -> BigInt,
+        http_bytes_in -> BigInt,
+        http_bytes_out -> BigInt,
+        api_requests -> BigInt,
+        api_errors_4xx -> BigInt,
+        api_errors_5xx -> BigInt,
+        rate_limited -> BigInt,
+        errors_sent -> BigInt,
+        webhooks_sent -> BigInt,
+        webhooks_failed -> BigInt,
     }
 }

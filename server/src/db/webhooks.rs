@@ -2,14 +2,20 @@
 //! outbox (rows in state `pending`) and the delivery log (every other state). One table for
 //! both means a delivery never has to move between tables: a worker claims a due `pending` row,
 //! and its outcome is an update of that same row. See [`crate::webhooks`].
+//!
+//! An endpoint's own signing secret is sealed under the master key on its way into the
+//! database and opened on its way out (bound to the endpoint's id, like app secrets), so rows
+//! in memory hold it in plain text and the table never does.
 
+use diesel::dsl::count_star;
 use diesel::prelude::*;
 
+use super::crypto::MasterKey;
 use super::schema::{webhook_deliveries, webhook_endpoints};
 use super::{Db, DbError};
 
-/// An endpoint as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
+/// An endpoint as stored (its signing secret opened).
+#[derive(Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = webhook_endpoints)]
 #[diesel(treat_none_as_null = true)]
 pub struct EndpointRow {
@@ -23,6 +29,55 @@ pub struct EndpointRow {
     pub enabled: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Plain text in memory, sealed in the table; `None` signs with the app secret.
+    pub signing_secret: Option<String>,
+}
+
+impl std::fmt::Debug for EndpointRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointRow")
+            .field("id", &self.id)
+            .field("app_id", &self.app_id)
+            .field("url", &self.url)
+            .field("enabled", &self.enabled)
+            .field(
+                "signing_secret",
+                &self.signing_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// The associated data that binds an endpoint's sealed secret to its row.
+fn secret_context(endpoint_id: &str) -> String {
+    format!("webhook:{endpoint_id}")
+}
+
+impl EndpointRow {
+    fn sealed(&self, key: &MasterKey) -> Self {
+        Self {
+            signing_secret: self
+                .signing_secret
+                .as_ref()
+                .map(|s| key.encrypt(s, &secret_context(&self.id))),
+            ..self.clone()
+        }
+    }
+
+    fn opened(mut self, key: &MasterKey) -> Result<Self, DbError> {
+        if let Some(stored) = self.signing_secret.take() {
+            self.signing_secret = Some(key.decrypt(&stored, &secret_context(&self.id))?);
+        }
+        Ok(self)
+    }
+}
+
+/// How many of one endpoint's deliveries are in one state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateCount {
+    pub endpoint_id: String,
+    pub state: String,
+    pub count: i64,
 }
 
 /// A delivery as stored.
@@ -66,20 +121,31 @@ pub const DEAD: &str = "dead";
 impl Db {
     /// Every endpoint of every app.
     pub fn webhook_endpoints(&self) -> Result<Vec<EndpointRow>, DbError> {
-        Ok(webhook_endpoints::table
+        webhook_endpoints::table
             .order((
                 webhook_endpoints::created_at.asc(),
                 webhook_endpoints::id.asc(),
             ))
             .select(EndpointRow::as_select())
-            .load(&mut self.conn()?)?)
+            .load(&mut self.conn()?)?
+            .into_iter()
+            .map(|row| row.opened(&self.key))
+            .collect()
     }
 
     pub fn insert_webhook_endpoint(&self, row: &EndpointRow) -> Result<(), DbError> {
         diesel::insert_into(webhook_endpoints::table)
-            .values(row)
+            .values(&row.sealed(&self.key))
             .execute(&mut self.conn()?)?;
         Ok(())
+    }
+
+    /// The raw stored signing secret of an endpoint (tests prove it holds no plaintext).
+    pub fn stored_webhook_secret(&self, id: &str) -> Result<Option<String>, DbError> {
+        Ok(webhook_endpoints::table
+            .find(id)
+            .select(webhook_endpoints::signing_secret)
+            .first(&mut self.conn()?)?)
     }
 
     /// Rewrites an endpoint; [`DbError::NotFound`] if the app has no such endpoint.
@@ -89,7 +155,7 @@ impl Db {
                 .filter(webhook_endpoints::id.eq(&row.id))
                 .filter(webhook_endpoints::app_id.eq(&row.app_id)),
         )
-        .set(row)
+        .set(&row.sealed(&self.key))
         .execute(&mut self.conn()?)?;
         if n == 0 {
             return Err(DbError::NotFound);
@@ -130,11 +196,27 @@ impl Db {
         })
     }
 
-    /// Up to `limit` pending deliveries due at `now_ms`, oldest due first.
-    pub fn due_webhooks(&self, now_ms: i64, limit: i64) -> Result<Vec<DeliveryRow>, DbError> {
-        Ok(webhook_deliveries::table
+    /// Up to `limit` pending deliveries due at `now_ms`, oldest due first, leaving out the
+    /// endpoints in `skip` (busy or paused, so that they cannot fill the claim) and the rows in
+    /// `in_flight`.
+    pub fn due_webhooks(
+        &self,
+        now_ms: i64,
+        limit: i64,
+        skip: &[String],
+        in_flight: &[String],
+    ) -> Result<Vec<DeliveryRow>, DbError> {
+        let mut query = webhook_deliveries::table
             .filter(webhook_deliveries::state.eq(PENDING))
             .filter(webhook_deliveries::next_attempt_at_ms.le(now_ms))
+            .into_boxed();
+        if !skip.is_empty() {
+            query = query.filter(webhook_deliveries::endpoint_id.ne_all(skip.to_vec()));
+        }
+        if !in_flight.is_empty() {
+            query = query.filter(webhook_deliveries::id.ne_all(in_flight.to_vec()));
+        }
+        Ok(query
             .order((
                 webhook_deliveries::next_attempt_at_ms.asc(),
                 webhook_deliveries::id.asc(),
@@ -142,6 +224,33 @@ impl Db {
             .limit(limit)
             .select(DeliveryRow::as_select())
             .load(&mut self.conn()?)?)
+    }
+
+    /// Takes the rows for this node: each row's next attempt moves to `lease_until_ms` only if
+    /// nobody moved it since it was read, so when several nodes share the outbox (cluster mode)
+    /// exactly one of them sends each row. A node that dies while sending leaves the row due
+    /// again at `lease_until_ms`, for another node (at least once).
+    pub fn claim_webhooks(
+        &self,
+        rows: Vec<DeliveryRow>,
+        lease_until_ms: i64,
+    ) -> Result<Vec<DeliveryRow>, DbError> {
+        let mut conn = self.conn()?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in rows {
+            let taken = diesel::update(
+                webhook_deliveries::table
+                    .filter(webhook_deliveries::id.eq(&row.id))
+                    .filter(webhook_deliveries::state.eq(PENDING))
+                    .filter(webhook_deliveries::next_attempt_at_ms.eq(row.next_attempt_at_ms)),
+            )
+            .set(webhook_deliveries::next_attempt_at_ms.eq(lease_until_ms))
+            .execute(&mut conn)?;
+            if taken == 1 {
+                claimed.push(row);
+            }
+        }
+        Ok(claimed)
     }
 
     /// Records an attempt's outcome.
@@ -227,6 +336,53 @@ impl Db {
         Ok(n > 0)
     }
 
+    /// When the earliest pending delivery is due (unix milliseconds), leaving out the same
+    /// endpoints and rows as [`Db::due_webhooks`]; `None` if none is pending.
+    pub fn next_webhook_due(
+        &self,
+        skip: &[String],
+        in_flight: &[String],
+    ) -> Result<Option<i64>, DbError> {
+        let mut query = webhook_deliveries::table
+            .filter(webhook_deliveries::state.eq(PENDING))
+            .into_boxed();
+        if !skip.is_empty() {
+            query = query.filter(webhook_deliveries::endpoint_id.ne_all(skip.to_vec()));
+        }
+        if !in_flight.is_empty() {
+            query = query.filter(webhook_deliveries::id.ne_all(in_flight.to_vec()));
+        }
+        Ok(query
+            .select(diesel::dsl::min(webhook_deliveries::next_attempt_at_ms))
+            .first(&mut self.conn()?)?)
+    }
+
+    /// How many of an app's deliveries created since `since_ms` are in each state, by endpoint.
+    pub fn webhook_state_counts(
+        &self,
+        app_id: &str,
+        since_ms: i64,
+    ) -> Result<Vec<StateCount>, DbError> {
+        let rows: Vec<(String, String, i64)> = webhook_deliveries::table
+            .filter(webhook_deliveries::app_id.eq(app_id))
+            .filter(webhook_deliveries::created_at_ms.ge(since_ms))
+            .group_by((webhook_deliveries::endpoint_id, webhook_deliveries::state))
+            .select((
+                webhook_deliveries::endpoint_id,
+                webhook_deliveries::state,
+                count_star(),
+            ))
+            .load(&mut self.conn()?)?;
+        Ok(rows
+            .into_iter()
+            .map(|(endpoint_id, state, count)| StateCount {
+                endpoint_id,
+                state,
+                count,
+            })
+            .collect())
+    }
+
     /// Pending deliveries (the outbox depth).
     pub fn pending_webhooks(&self) -> Result<i64, DbError> {
         Ok(webhook_deliveries::table
@@ -243,5 +399,73 @@ impl Db {
                 .filter(webhook_deliveries::created_at_ms.lt(before_ms)),
         )
         .execute(&mut self.conn()?)?)
+    }
+
+    /// Keeps at most `keep` finished deliveries per endpoint (the newest), deleting the rest.
+    /// Returns how many were deleted.
+    pub fn prune_webhooks_by_count(&self, keep: i64) -> Result<usize, DbError> {
+        let mut conn = self.conn()?;
+        let endpoints: Vec<String> = webhook_deliveries::table
+            .filter(webhook_deliveries::state.ne(PENDING))
+            .group_by(webhook_deliveries::endpoint_id)
+            .having(count_star().gt(keep))
+            .select(webhook_deliveries::endpoint_id)
+            .load(&mut conn)?;
+        let mut deleted = 0;
+        for endpoint in endpoints {
+            // The oldest row kept; everything finished before it (in the log's order) goes.
+            let Some((at, id)): Option<(i64, String)> = webhook_deliveries::table
+                .filter(webhook_deliveries::endpoint_id.eq(&endpoint))
+                .filter(webhook_deliveries::state.ne(PENDING))
+                .order((
+                    webhook_deliveries::created_at_ms.desc(),
+                    webhook_deliveries::id.desc(),
+                ))
+                .offset(keep.saturating_sub(1))
+                .select((webhook_deliveries::created_at_ms, webhook_deliveries::id))
+                .first(&mut conn)
+                .optional()?
+            else {
+                continue;
+            };
+            deleted += diesel::delete(
+                webhook_deliveries::table
+                    .filter(webhook_deliveries::endpoint_id.eq(&endpoint))
+                    .filter(webhook_deliveries::state.ne(PENDING))
+                    .filter(
+                        webhook_deliveries::created_at_ms.lt(at).or(
+                            webhook_deliveries::created_at_ms
+                                .eq(at)
+                                .and(webhook_deliveries::id.lt(id)),
+                        ),
+                    ),
+            )
+            .execute(&mut conn)?;
+        }
+        Ok(deleted)
+    }
+
+    /// Seals every endpoint's signing secret under `new` (master key rotation; runs inside its
+    /// transaction).
+    pub(super) fn reseal_webhook_secrets(
+        conn: &mut super::DbConn,
+        old: &MasterKey,
+        new: &MasterKey,
+    ) -> Result<(), DbError> {
+        let rows: Vec<(String, Option<String>)> = webhook_endpoints::table
+            .filter(webhook_endpoints::signing_secret.is_not_null())
+            .select((webhook_endpoints::id, webhook_endpoints::signing_secret))
+            .load(conn)?;
+        for (id, stored) in rows {
+            let Some(stored) = stored else { continue };
+            let plain = old.decrypt(&stored, &secret_context(&id))?;
+            diesel::update(webhook_endpoints::table.find(&id))
+                .set(
+                    webhook_endpoints::signing_secret
+                        .eq(Some(new.encrypt(&plain, &secret_context(&id)))),
+                )
+                .execute(conn)?;
+        }
+        Ok(())
     }
 }

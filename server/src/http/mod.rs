@@ -25,6 +25,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     // Routes are tried in order, each a regex match: the REST API, the busiest, goes first.
     cfg.service(
         web::scope("/apps/{app_id}")
+            .wrap(actix_web::middleware::from_fn(count_rest))
             .route("/events", web::post().to(rest::trigger_event))
             .route("/batch_events", web::post().to(rest::trigger_batch))
             .route("/channels", web::get().to(rest::list_channels))
@@ -137,10 +138,18 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
         tracing::warn!(%error, "readiness: the database did not answer");
         database_check["error"] = "the database did not answer".into();
     }
-    let body = serde_json::json!({
-        "ready": ready,
-        "checks": { "draining": { "ok": !draining }, "database": database_check },
-    });
+    let mut checks =
+        serde_json::json!({ "draining": { "ok": !draining }, "database": database_check });
+    if let Some(cluster) = &state.cluster {
+        // Reported, but not a reason to be unready: a degraded node still serves its own
+        // sockets, and a Redis outage must not take every node out of the balancer at once.
+        checks["cluster"] = serde_json::json!({
+            "ok": cluster.is_healthy(),
+            "state": cluster.health(),
+            "node_id": cluster.node_id(),
+        });
+    }
+    let body = serde_json::json!({ "ready": ready, "checks": checks });
     if ready {
         HttpResponse::Ok().json(body)
     } else {
@@ -229,6 +238,33 @@ pub async fn observe(
     } else {
         tracing::debug!(%method, %endpoint, status, ms, "API call");
     }
+    Ok(response)
+}
+
+/// Counts a Pusher REST API request in its app's statistics: the request, its status class
+/// and its body bytes both ways (the request's `Content-Length`, the response's known size).
+async fn count_rest(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let stats = req
+        .app_data::<web::Data<AppState>>()
+        .filter(|state| state.settings.stats_enabled)
+        .and_then(|state| state.directory.stats_by_id(req.match_info().get("app_id")?));
+    let Some(stats) = stats else {
+        return next.call(req).await;
+    };
+    let bytes_in = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    let response = next.call(req).await?;
+    let bytes_out = match response.response().body().size() {
+        actix_web::body::BodySize::Sized(n) => n,
+        _ => 0,
+    };
+    stats.api_request(response.status().as_u16(), bytes_in, bytes_out);
     Ok(response)
 }
 

@@ -3,6 +3,10 @@
 //! `Retry-After`) over the app's rate limits or message quota. A request under a rate limit
 //! gets `X-RateLimit-Limit` (per second), `X-RateLimit-Remaining` and `X-RateLimit-Reset`
 //! (seconds until the full burst is available again).
+//!
+//! In cluster mode every event also goes to the other nodes, and the reads answer the
+//! cluster's figures (one Redis round trip, never waiting on other nodes); while the cluster
+//! is degraded they answer this node's own, with `X-Reverb-Pusher-Cluster: degraded`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,7 +23,7 @@ use shared::{ChannelKind, ChannelName};
 
 use crate::actors::directory::AppHandle;
 use crate::actors::messages::{
-    GetCache, GetCounts, GetUsers, ListChannels, PublishEvents, TerminateUser,
+    ChannelCounts, GetCache, GetCounts, GetUsers, ListChannels, PublishEvents, TerminateUser,
 };
 use crate::apps::AppConfig;
 use crate::db::now_unix;
@@ -203,6 +207,8 @@ fn query_param(req: &HttpRequest, name: &str) -> Option<String> {
 /// thread. While the debug console watches the app, everything goes through, so that it shows
 /// every API message. (A cluster adapter would forward these to the other nodes instead.)
 async fn publish(app: &AppHandle, mut events: Vec<OutgoingEvent>) -> Result<(), ApiError> {
+    // The other nodes get every event: whether they have listeners only they know.
+    app.publish_remote(&events);
     if !app.events.wants(Kind::ApiEvent) {
         events.retain(|event| may_reach_someone(app, &event.channel));
         if events.is_empty() {
@@ -225,6 +231,43 @@ fn may_reach_someone(app: &AppHandle, channel: &str) -> bool {
     channel.starts_with(USER_CHANNEL_PREFIX)
         || ChannelName::classify(channel).cache
         || app.channels.contains(channel)
+}
+
+/// Marks a response answered from this node's figures because the cluster is degraded.
+fn cluster_header(mut response: HttpResponse, local_only: bool) -> HttpResponse {
+    if local_only {
+        response.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("x-reverb-pusher-cluster"),
+            actix_web::http::header::HeaderValue::from_static("degraded"),
+        );
+    }
+    response
+}
+
+/// The counts of the named channels: the cluster's, or this node's (`true`) when the cluster
+/// is degraded or off... (`false` for a single node: its figures are the whole truth).
+async fn channel_counts(
+    app: &AppHandle,
+    channels: Vec<String>,
+) -> Result<(Vec<ChannelCounts>, bool), ApiError> {
+    if let Some(link) = &app.cluster {
+        if let Ok(counts) = link.counts(&channels).await {
+            let counts = counts
+                .into_iter()
+                .map(|c| ChannelCounts {
+                    subscriptions: c.subscriptions,
+                    users: c.users,
+                })
+                .collect();
+            return Ok((counts, false));
+        }
+    }
+    let counts = app
+        .supervisor
+        .send(GetCounts(channels))
+        .await
+        .map_err(mailbox_error)?;
+    Ok((counts, app.cluster.is_some()))
 }
 
 fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
@@ -254,11 +297,7 @@ pub async fn trigger_event(
     if !info.any() {
         return Ok(rate_headers(HttpResponse::Ok().json(json!({})), verdict));
     }
-    let counts = app
-        .supervisor
-        .send(GetCounts(channels.clone()))
-        .await
-        .map_err(mailbox_error)?;
+    let (counts, local_only) = channel_counts(&app, channels.clone()).await?;
     let rendered: Map<String, Value> = channels
         .iter()
         .zip(counts)
@@ -269,9 +308,12 @@ pub async fn trigger_event(
             )
         })
         .collect();
-    Ok(rate_headers(
-        HttpResponse::Ok().json(json!({ "channels": rendered })),
-        verdict,
+    Ok(cluster_header(
+        rate_headers(
+            HttpResponse::Ok().json(json!({ "channels": rendered })),
+            verdict,
+        ),
+        local_only,
     ))
 }
 
@@ -293,7 +335,7 @@ async fn admit_events(
         Limit::BackendEvents,
         "events",
     )?;
-    app.metrics.messages(n as usize);
+    app.metrics.api_events_accepted(n as usize);
     Ok(verdict)
 }
 
@@ -336,19 +378,18 @@ pub async fn trigger_batch(
         return Ok(rate_headers(HttpResponse::Ok().json(json!({})), verdict));
     }
     let names = infos.iter().map(|(c, _)| c.clone()).collect();
-    let counts = app
-        .supervisor
-        .send(GetCounts(names))
-        .await
-        .map_err(mailbox_error)?;
+    let (counts, local_only) = channel_counts(&app, names).await?;
     let rendered: Vec<Value> = infos
         .iter()
         .zip(counts)
         .map(|((channel, info), c)| info.render(channel, c.subscriptions, c.users))
         .collect();
-    Ok(rate_headers(
-        HttpResponse::Ok().json(json!({ "batch": rendered })),
-        verdict,
+    Ok(cluster_header(
+        rate_headers(
+            HttpResponse::Ok().json(json!({ "batch": rendered })),
+            verdict,
+        ),
+        local_only,
     ))
 }
 
@@ -376,11 +417,28 @@ pub async fn list_channels(
             "user_count is only available for presence channels: use filter_by_prefix=presence-",
         ));
     }
-    let list = app
-        .supervisor
-        .send(ListChannels { prefix })
-        .await
-        .map_err(mailbox_error)?;
+    let cluster = match &app.cluster {
+        Some(link) => link.occupied(prefix.as_deref()).await.ok(),
+        None => None,
+    };
+    let local_only = app.cluster.is_some() && cluster.is_none();
+    let list = match cluster {
+        Some(list) => list
+            .into_iter()
+            .map(|(name, c)| {
+                let counts = ChannelCounts {
+                    subscriptions: c.subscriptions,
+                    users: c.users,
+                };
+                (name, counts)
+            })
+            .collect(),
+        None => app
+            .supervisor
+            .send(ListChannels { prefix })
+            .await
+            .map_err(mailbox_error)?,
+    };
     let channels: BTreeMap<String, Value> = list
         .into_iter()
         .map(|(name, counts)| {
@@ -388,9 +446,12 @@ pub async fn list_channels(
             (name, rendered)
         })
         .collect();
-    Ok(rate_headers(
-        HttpResponse::Ok().json(json!({ "channels": channels })),
-        verdict,
+    Ok(cluster_header(
+        rate_headers(
+            HttpResponse::Ok().json(json!({ "channels": channels })),
+            verdict,
+        ),
+        local_only,
     ))
 }
 
@@ -432,24 +493,27 @@ pub async fn get_channel(
             "cache is only available for cache channels",
         ));
     }
-    let counts = app
-        .supervisor
-        .send(GetCounts(vec![channel.clone()]))
-        .await
-        .map_err(mailbox_error)?
-        .pop()
-        .unwrap_or_default();
+    let (mut counts, mut local_only) = channel_counts(&app, vec![channel.clone()]).await?;
+    let counts = counts.pop().unwrap_or_default();
     let mut out = Map::new();
     out.insert("occupied".into(), (counts.subscriptions > 0).into());
     if let Value::Object(attrs) = info.render(&channel, counts.subscriptions, counts.users) {
         out.extend(attrs);
     }
     if info.cache {
-        let cached = app
-            .supervisor
-            .send(GetCache(channel.clone()))
-            .await
-            .map_err(mailbox_error)?;
+        let from_cluster = match &app.cluster {
+            Some(link) => link.cache_get(&channel).await.ok(),
+            None => None,
+        };
+        local_only |= app.cluster.is_some() && from_cluster.is_none();
+        let cached = match from_cluster {
+            Some(cached) => cached.map(|(_, data, ttl)| (data, ttl.as_secs().max(1))),
+            None => app
+                .supervisor
+                .send(GetCache(channel.clone()))
+                .await
+                .map_err(mailbox_error)?,
+        };
         out.insert(
             "cache".into(),
             cached.map_or(
@@ -458,7 +522,10 @@ pub async fn get_channel(
             ),
         );
     }
-    Ok(rate_headers(HttpResponse::Ok().json(out), verdict))
+    Ok(cluster_header(
+        rate_headers(HttpResponse::Ok().json(out), verdict),
+        local_only,
+    ))
 }
 
 /// `GET /apps/{app_id}/channels/{channel_name}/users`
@@ -475,15 +542,23 @@ pub async fn list_channel_users(
             "The channel must be a presence channel.",
         ));
     }
-    let users = app
-        .supervisor
-        .send(GetUsers(channel))
-        .await
-        .map_err(mailbox_error)?;
+    let cluster = match &app.cluster {
+        Some(link) => link.roster(&channel).await.ok(),
+        None => None,
+    };
+    let local_only = app.cluster.is_some() && cluster.is_none();
+    let users = match cluster {
+        Some(roster) => roster.into_iter().map(|(id, _)| id).collect(),
+        None => app
+            .supervisor
+            .send(GetUsers(channel))
+            .await
+            .map_err(mailbox_error)?,
+    };
     let users: Vec<Value> = users.into_iter().map(|id| json!({ "id": id })).collect();
-    Ok(rate_headers(
-        HttpResponse::Ok().json(json!({ "users": users })),
-        verdict,
+    Ok(cluster_header(
+        rate_headers(HttpResponse::Ok().json(json!({ "users": users })), verdict),
+        local_only,
     ))
 }
 
@@ -499,6 +574,9 @@ pub async fn terminate_user_connections(
     let (app, _) = authenticate(&req, &state, &app_id, &body)?;
     if user_id.is_empty() {
         return Err(ApiError::bad_request("Missing user id"));
+    }
+    if let Some(link) = &app.cluster {
+        link.publish_terminate(&user_id);
     }
     app.supervisor
         .send(TerminateUser(user_id))

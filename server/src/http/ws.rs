@@ -152,6 +152,7 @@ pub async fn connect_app(
         activity: Duration::from_secs(settings.activity_timeout_secs),
         pong: Duration::from_secs(settings.pong_timeout_secs),
     };
+    outbox.count_sent_bytes(app.metrics.stats.ws_bytes_out());
     // The session decrements the node counter when it stops.
     Session::new(socket_id(), app, outbox, state.node.clone(), heartbeat).start_with(stream);
     Ok(response)

@@ -63,6 +63,21 @@ impl Presence {
         true
     }
 
+    /// Whether the user has a connection here.
+    pub fn contains(&self, user_id: &str) -> bool {
+        self.members.contains_key(user_id)
+    }
+
+    /// The user's connections here (0 when absent).
+    pub fn sockets(&self, user_id: &str) -> usize {
+        self.members.get(user_id).map_or(0, |m| m.sockets)
+    }
+
+    /// The user's `user_info` (its first connection's), when present.
+    pub fn info(&self, user_id: &str) -> Option<Value> {
+        self.members.get(user_id).map(|m| m.info.clone())
+    }
+
     /// Distinct users present.
     pub fn count(&self) -> usize {
         self.members.len()

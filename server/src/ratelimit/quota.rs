@@ -140,6 +140,11 @@ impl Usage {
         self.counted.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Every message counted by this handle so far (statistics read it as a running total).
+    pub fn counted(&self) -> u64 {
+        self.counted.load(Ordering::Relaxed)
+    }
+
     fn periods(&self) -> std::sync::MutexGuard<'_, Periods> {
         // Periods stay consistent after a panic: each update is a few additions.
         self.periods.lock().unwrap_or_else(PoisonError::into_inner)

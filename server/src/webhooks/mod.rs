@@ -9,7 +9,7 @@
 //!    the channel or member comes back), filters per endpoint, gathers per endpoint for
 //!    `webhook_batch_window_ms` (at most [`MAX_BATCH`] events) and writes the batches to the
 //!    outbox in one transaction. While the database is down, batches wait in memory up to
-//!    [`MAX_UNWRITTEN_EVENTS`] events; older ones are dropped, counted and logged.
+//!    `webhook_max_buffered_events` events; older ones are dropped, counted and logged.
 //! 2. **Outbox** (`webhook_deliveries`, state `pending`): survives restarts and crashes.
 //! 3. **Worker** ([`delivery`]): claims due rows, signs each body with the app secret at send
 //!    time, POSTs it, and records the outcome in the same row, which is then the delivery log:
@@ -20,6 +20,7 @@
 //! here and periodically, for changes made by other processes). One node delivers: this module
 //! does not yet coordinate several nodes on one database.
 
+pub mod breaker;
 pub mod delivery;
 pub mod producer;
 
@@ -40,21 +41,11 @@ use crate::settings::Settings;
 
 /// Most events in one request.
 pub const MAX_BATCH: usize = 100;
-/// Events an app's producer keeps in memory while the database cannot take them.
-pub const MAX_UNWRITTEN_EVENTS: usize = 10_000;
 /// Events waiting between the hot path and an app's producer.
 pub const QUEUE_CAPACITY: usize = 8192;
 
 /// Every event type, as endpoints name them.
-pub const EVENT_TYPES: [&str; 7] = [
-    "channel_occupied",
-    "channel_vacated",
-    "member_added",
-    "member_removed",
-    "client_event",
-    "cache_miss",
-    "subscription_count",
-];
+pub use shared::webhooks::EVENT_TYPES;
 
 /// Headers the server sets itself; an endpoint's custom headers cannot replace them.
 pub const RESERVED_HEADERS: [&str; 3] = ["content-type", "x-pusher-key", "x-pusher-signature"];
@@ -100,11 +91,58 @@ pub fn body(time_ms: i64, events: &[WebhookEvent]) -> String {
     serde_json::to_string(&Body { time_ms, events }).expect("serialisable body")
 }
 
+/// The body with `time_ms` set to `now_ms`: a request carries the time it is sent, so that a
+/// retry or a replay hours later still passes SDKs that refuse old webhooks (the Python SDK
+/// refuses any more than 5 minutes off). Bodies this server did not write are left alone.
+pub fn restamp(stored: &str, now_ms: i64) -> String {
+    const HEAD: &str = r#"{"time_ms":"#;
+    let Some(rest) = stored.strip_prefix(HEAD) else {
+        return stored.to_owned();
+    };
+    match rest.find(',') {
+        Some(end) if end > 0 && rest[..end].bytes().all(|b| b.is_ascii_digit()) => {
+            format!("{HEAD}{now_ms}{}", &rest[end..])
+        }
+        _ => stored.to_owned(),
+    }
+}
+
 /// `X-Pusher-Signature`: the hex HMAC-SHA256 of the raw body under the secret.
 pub fn sign(secret: &str, body: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
     mac.update(body.as_bytes());
     hex::encode(mac.finalize().into_bytes())
+}
+
+/// An endpoint's own signing secret; its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningSecret(pub String);
+
+impl std::fmt::Debug for SigningSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningSecret(<redacted>)")
+    }
+}
+
+impl SigningSecret {
+    /// A fresh random secret: 32 lowercase hex characters, like app secrets.
+    pub fn generate() -> Self {
+        Self(hex::encode(rand::random::<[u8; 16]>()))
+    }
+
+    /// What the admin API shows instead: the last four characters.
+    pub fn masked(&self) -> String {
+        let tail: String = self
+            .0
+            .chars()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        format!("••••{tail}")
+    }
 }
 
 /// An endpoint, parsed from its row.
@@ -120,6 +158,8 @@ pub struct Endpoint {
     pub enabled: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Signs its requests instead of the app secret when set.
+    pub signing_secret: Option<SigningSecret>,
 }
 
 impl Endpoint {
@@ -141,6 +181,7 @@ impl Endpoint {
             enabled: row.enabled,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            signing_secret: row.signing_secret.map(SigningSecret),
         }
     }
 
@@ -161,6 +202,7 @@ impl Endpoint {
             enabled: self.enabled,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            signing_secret: self.signing_secret.as_ref().map(|s| s.0.clone()),
         }
     }
 
@@ -249,6 +291,10 @@ pub struct Config {
     pub backoff_base: Duration,
     pub allow_private_targets: bool,
     pub log_retention: Duration,
+    pub log_max_deliveries: u64,
+    pub breaker_failures: u32,
+    pub breaker_cooldown: Duration,
+    pub max_buffered_events: usize,
 }
 
 impl Config {
@@ -261,6 +307,10 @@ impl Config {
             backoff_base: Duration::from_millis(s.webhook_backoff_base_ms.max(1)),
             allow_private_targets: s.webhook_allow_private_targets,
             log_retention: Duration::from_secs(s.webhook_log_retention_hours * 3600),
+            log_max_deliveries: s.webhook_log_max_deliveries.max(1),
+            breaker_failures: s.webhook_breaker_failures,
+            breaker_cooldown: Duration::from_millis(s.webhook_breaker_cooldown_ms.max(1)),
+            max_buffered_events: s.webhook_max_buffered_events,
         }
     }
 }
@@ -274,6 +324,9 @@ struct Inner {
     endpoints: RwLock<HashMap<String, Arc<Vec<Endpoint>>>>,
     /// The running producers by app id.
     producers: Mutex<HashMap<String, producer::Running>>,
+    /// Each endpoint's circuit breaker (only endpoints that exist: [`Webhooks::refresh`] drops
+    /// the others).
+    breakers: Mutex<HashMap<String, breaker::Breaker>>,
     /// Wakes the delivery worker (new rows, a finished delivery).
     wake: tokio::sync::Notify,
     /// Tells the worker to stop.
@@ -301,6 +354,7 @@ impl Webhooks {
             config,
             endpoints: RwLock::default(),
             producers: Mutex::default(),
+            breakers: Mutex::default(),
             wake: tokio::sync::Notify::new(),
             stop: tokio::sync::Notify::new(),
             worker: Mutex::default(),
@@ -334,6 +388,54 @@ impl Webhooks {
             .unwrap_or_default()
     }
 
+    /// Whether any app has an enabled endpoint (else the delivery worker has nothing to do).
+    pub fn any_enabled(&self) -> bool {
+        self.0
+            .endpoints
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .any(|endpoints| endpoints.iter().any(|e| e.enabled))
+    }
+
+    /// An endpoint's circuit breaker as it stands (closed for one never used).
+    pub fn breaker(&self, endpoint_id: &str) -> breaker::Breaker {
+        self.0
+            .breakers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(endpoint_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Ends the cooldown of the app's paused endpoints (one, or all of the app's), so that a
+    /// replay or test event is tried at once, as a probe; a changed endpoint (`reset`) starts
+    /// over with a closed breaker. Wakes the worker.
+    pub fn nudge(&self, app_id: &str, endpoint_id: Option<&str>, reset: bool) {
+        let ids: Vec<String> = self
+            .endpoints_of(app_id)
+            .iter()
+            .filter(|e| endpoint_id.is_none_or(|id| id == e.id))
+            .map(|e| e.id.clone())
+            .collect();
+        let now = crate::events::now_ms();
+        let mut breakers = self
+            .0
+            .breakers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for id in ids {
+            if reset {
+                breakers.remove(&id);
+            } else if let Some(b) = breakers.get_mut(&id) {
+                b.probe_now(now);
+            }
+        }
+        drop(breakers);
+        self.wake();
+    }
+
     fn endpoint(&self, app_id: &str, id: &str) -> Option<Endpoint> {
         self.endpoints_of(app_id)
             .iter()
@@ -358,6 +460,11 @@ impl Webhooks {
             .filter(|(_, endpoints)| endpoints.iter().any(|e| e.enabled))
             .map(|(id, _)| id.clone())
             .collect();
+        self.0
+            .breakers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|id, _| by_app.values().flatten().any(|e| e.id == *id));
         *self
             .0
             .endpoints
@@ -451,6 +558,20 @@ mod tests {
     }
 
     #[test]
+    fn a_body_is_restamped_with_the_time_it_is_sent() {
+        let stored = body(1_000, &[WebhookEvent::new("channel_occupied", "c")]);
+        assert_eq!(
+            restamp(&stored, 1_700_000_000_123),
+            r#"{"time_ms":1700000000123,"events":[{"name":"channel_occupied","channel":"c"}]}"#
+        );
+        assert_eq!(restamp("not ours", 5), "not ours");
+        assert_eq!(
+            restamp(r#"{"time_ms":x,"events":[]}"#, 5),
+            r#"{"time_ms":x,"events":[]}"#
+        );
+    }
+
+    #[test]
     fn urls_are_http_and_private_targets_follow_the_setting() {
         assert!(validate_url("https://example.com/hook", false).is_ok());
         assert_eq!(
@@ -493,6 +614,7 @@ mod tests {
             enabled: true,
             created_at: 0,
             updated_at: 0,
+            signing_secret: None,
         };
         assert!(endpoint.wants(&WebhookEvent::new("channel_occupied", "private-x-orders")));
         assert!(!endpoint.wants(&WebhookEvent::new("channel_vacated", "private-x-orders")));

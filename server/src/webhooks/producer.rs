@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix_web::rt::time::{sleep_until, Instant};
 
-use super::{body, WebhookEvent, Webhooks, MAX_BATCH, MAX_UNWRITTEN_EVENTS, QUEUE_CAPACITY};
+use super::{body, WebhookEvent, Webhooks, MAX_BATCH, QUEUE_CAPACITY};
 use crate::db::webhooks::{DeliveryRow, PENDING};
 use crate::events::{now_ms, AppEvent, AppEvents, Kind, Kinds, Stamped};
 
@@ -82,8 +82,9 @@ struct Producer {
     /// Events waiting for the end of the batch window.
     ready: Vec<WebhookEvent>,
     window_ends: Option<Instant>,
-    /// Batches the database did not take yet, oldest first.
-    unwritten: VecDeque<DeliveryRow>,
+    /// Batches the database did not take yet, oldest first, with their events (so that the
+    /// bound can drop single events from the oldest batch).
+    unwritten: VecDeque<(DeliveryRow, Vec<WebhookEvent>)>,
     unwritten_events: usize,
     /// The queue's drop count already reported.
     dropped_seen: u64,
@@ -277,7 +278,7 @@ impl Producer {
                 .cloned()
                 .collect();
             for chunk in chosen.chunks(MAX_BATCH) {
-                self.unwritten.push_back(DeliveryRow {
+                let row = DeliveryRow {
                     id: uuid::Uuid::now_v7().to_string(),
                     app_id: self.app_id.clone(),
                     endpoint_id: endpoint.id.clone(),
@@ -292,24 +293,44 @@ impl Producer {
                     latency_ms: None,
                     error: None,
                     response: None,
-                });
+                };
+                self.unwritten.push_back((row, chunk.to_vec()));
                 self.unwritten_events += chunk.len();
             }
         }
-        // Bounded while the database is away: the oldest batches go first, counted and logged.
-        while self.unwritten_events > MAX_UNWRITTEN_EVENTS {
-            let Some(old) = self.unwritten.pop_front() else {
+        self.bound();
+    }
+
+    /// Bounded while the database is away: the oldest events go first (whole batches, then
+    /// the oldest events of the oldest batch left), counted and logged.
+    fn bound(&mut self) {
+        let max = self.webhooks.0.config.max_buffered_events;
+        let mut dropped = 0;
+        while self.unwritten_events > max {
+            let excess = self.unwritten_events - max;
+            let Some((row, events)) = self.unwritten.front_mut() else {
                 break;
             };
-            let n = usize::try_from(old.events).unwrap_or(0);
-            self.unwritten_events -= n;
-            tracing::warn!(app_id = %self.app_id, events = n,
+            if events.len() <= excess {
+                dropped += events.len();
+                self.unwritten_events -= events.len();
+                self.unwritten.pop_front();
+            } else {
+                events.drain(..excess);
+                row.body = body(row.created_at_ms, events);
+                row.events = i32::try_from(events.len()).unwrap_or(i32::MAX);
+                dropped += excess;
+                self.unwritten_events -= excess;
+            }
+        }
+        if dropped > 0 {
+            tracing::warn!(app_id = %self.app_id, events = dropped,
                 "webhook events dropped: the database has been unavailable too long");
             self.webhooks
                 .0
                 .node
                 .metrics
-                .webhooks(&self.app_id, "dropped", n as u64);
+                .webhooks(&self.app_id, "dropped", dropped as u64);
         }
     }
 
@@ -318,7 +339,8 @@ impl Producer {
         if self.unwritten.is_empty() {
             return true;
         }
-        let rows: Arc<Vec<DeliveryRow>> = Arc::new(self.unwritten.iter().cloned().collect());
+        let rows: Arc<Vec<DeliveryRow>> =
+            Arc::new(self.unwritten.iter().map(|(row, _)| row.clone()).collect());
         let written = rows.clone();
         match crate::db::blocking(&self.webhooks.0.db, move |db| db.enqueue_webhooks(&written))
             .await

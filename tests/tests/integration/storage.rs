@@ -80,7 +80,7 @@ async fn database_outage_leaves_clients_working_and_writes_recover() {
         TestServer::start_with(|s| s.database_timeout_secs = 1, |_| {}).await
     } else {
         let target = database_server(&std::env::var("TEST_DATABASE_URL").unwrap());
-        let p = Proxy::start(target).await;
+        let p = Proxy::start(target);
         let addr = p.addr;
         proxy = Some(p);
         TestServer::start_with(
@@ -118,7 +118,7 @@ async fn database_outage_leaves_clients_working_and_writes_recover() {
     // process holds SQLite's write lock.
     let lock = if backend == "sqlite" {
         let path = server.database_url.strip_prefix("sqlite://").unwrap();
-        let mut conn = diesel::SqliteConnection::establish(path).unwrap();
+        let mut conn = reverb_pusher_tests::database::sqlite_connection(path);
         conn.batch_execute("BEGIN EXCLUSIVE").unwrap();
         Some(conn)
     } else {
@@ -236,8 +236,9 @@ fn migrations(url: &str, action: Migrations) {
             action,
         ),
         _ => run(
-            &mut diesel::SqliteConnection::establish(url.strip_prefix("sqlite://").unwrap())
-                .unwrap(),
+            &mut reverb_pusher_tests::database::sqlite_connection(
+                url.strip_prefix("sqlite://").unwrap(),
+            ),
             || SQLITE,
             action,
         ),
@@ -257,10 +258,9 @@ fn execute(url: &str, sql: &str) {
             .execute(&mut diesel::MysqlConnection::establish(url).unwrap())
             .unwrap(),
         _ => diesel::sql_query(sql)
-            .execute(
-                &mut diesel::SqliteConnection::establish(url.strip_prefix("sqlite://").unwrap())
-                    .unwrap(),
-            )
+            .execute(&mut reverb_pusher_tests::database::sqlite_connection(
+                url.strip_prefix("sqlite://").unwrap(),
+            ))
             .unwrap(),
     };
 }

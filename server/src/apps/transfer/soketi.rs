@@ -111,7 +111,11 @@ fn entry(mut row: Fields, position: usize) -> Entry {
             other => other.clone(),
         };
         if !matches!(&hooks, Value::Array(a) if a.is_empty()) {
-            app.unmapped(&name, &v, "webhooks are not supported yet");
+            app.unmapped(
+                &name,
+                &v,
+                "webhooks are not imported: add them in the panel's Webhooks tab or the admin API",
+            );
         }
     }
     for (name, v) in row.rest() {
