@@ -35,6 +35,7 @@ use super::messages::{
     RemoteMember, ResyncChannel, StopChannel, SubscribeError,
 };
 use super::outbox::Outbox;
+use super::wakeup;
 use crate::apps::SharedConfig;
 use crate::cluster::{AppLink, PresenceChange, PresenceReply, Unavailable};
 use crate::events::{AppEvent, AppEvents, Kind};
@@ -383,15 +384,19 @@ impl ChannelActor {
     }
 
     /// Queues the frame for every subscriber but `except`; returns how many got it.
+    /// The connections are woken once the frame is queued for all of them, one hand-off per
+    /// worker thread (see `wakeup`): per-channel order is that of the queues, untouched.
     fn broadcast(&self, frame: &ByteString, except: Option<&str>) -> usize {
-        let mut recipients = 0;
-        for (socket_id, sub) in &self.subscribers {
-            if Some(socket_id.as_str()) != except {
-                sub.outbox.send(frame.clone());
-                recipients += 1;
+        wakeup::gather(|wakes| {
+            let mut recipients = 0;
+            for (socket_id, sub) in &self.subscribers {
+                if Some(socket_id.as_str()) != except {
+                    sub.outbox.send_gathered(frame.clone(), wakes);
+                    recipients += 1;
+                }
             }
-        }
-        recipients
+            recipients
+        })
     }
 
     fn live_cache(&mut self) -> Option<&Cached> {

@@ -8,3 +8,4 @@ pub mod outbox;
 pub mod registry;
 pub mod session;
 pub mod supervisor;
+pub mod wakeup;

@@ -28,6 +28,8 @@ use actix_web::body::{BodySize, BoxBody, MessageBody};
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 
+use super::wakeup::{Hub, Wakes};
+
 /// RFC 6455: a control frame carries at most 125 bytes; a close frame's reason at most 123.
 const MAX_CLOSE_REASON: usize = 123;
 
@@ -71,6 +73,8 @@ struct State {
     /// Counted at the push, under the lock already held: a broadcast's pushes all run on the
     /// app's own thread, so the counter's cache line stays there.
     sent_bytes: Option<Arc<AtomicU64>>,
+    /// The hub of the worker thread that polls the body, once the connection is set up.
+    hub: Option<Arc<Hub>>,
 }
 
 struct Shared {
@@ -107,6 +111,7 @@ impl Outbox {
                 overflowed: false,
                 gone: false,
                 sent_bytes: None,
+                hub: None,
             }),
             bounds: Bounds {
                 frames: bounds.frames.max(1),
@@ -142,45 +147,90 @@ impl Outbox {
         self.push(Outbound::Text(frame))
     }
 
+    /// Wakes the connection through `hub` (its worker thread's) when a broadcast queues a frame
+    /// for it: see [`super::wakeup`]. Without one, every push wakes it directly.
+    pub fn wake_through(&self, hub: Arc<Hub>) {
+        self.shared.lock().hub = Some(hub);
+    }
+
     /// Queues any outbound item without waiting.
     pub fn push(&self, item: Outbound) -> bool {
-        let waker = {
-            let mut state = self.shared.lock();
-            if state.gone || state.overflowed {
-                return false;
+        let mut state = self.shared.lock();
+        let queued = self.enqueue(&mut state, item);
+        drop(state);
+        self.finish(queued)
+    }
+
+    /// Queues a text frame without waiting, as [`Outbox::send`] does, but leaves the wake-up of
+    /// the connection's task in `wakes`, for the broadcast to hand over once per worker thread.
+    pub fn send_gathered(&self, frame: ByteString, wakes: &mut Wakes) -> bool {
+        let mut state = self.shared.lock();
+        let queued = match (self.enqueue(&mut state, Outbound::Text(frame)), &state.hub) {
+            (Queued::Yes(Some(waker)), Some(hub)) => {
+                wakes.add(hub, waker);
+                return true;
             }
-            let len = item_len(&item);
-            let bounds = self.shared.bounds;
-            // A frame larger than the whole byte budget still goes out on an empty queue.
-            let over_bytes = !state.queue.is_empty() && state.queued_bytes + len > bounds.bytes;
-            if state.queue.len() >= bounds.frames || over_bytes {
-                state.overflowed = true;
-                // The client will never see these; free them now rather than when it reads.
-                state.queue = VecDeque::new();
-                state.queued_bytes = 0;
-                let waker = state.waker.take();
-                drop(state);
+            (queued, _) => queued,
+        };
+        drop(state);
+        self.finish(queued)
+    }
+
+    /// Queues the item under the lock; the caller wakes whoever must be woken, after it.
+    fn enqueue(&self, state: &mut State, item: Outbound) -> Queued {
+        if state.gone || state.overflowed {
+            return Queued::No;
+        }
+        let len = item_len(&item);
+        let bounds = self.shared.bounds;
+        // A frame larger than the whole byte budget still goes out on an empty queue.
+        let over_bytes = !state.queue.is_empty() && state.queued_bytes + len > bounds.bytes;
+        if state.queue.len() >= bounds.frames || over_bytes {
+            state.overflowed = true;
+            // The client will never see these; free them now rather than when it reads.
+            state.queue = VecDeque::new();
+            state.queued_bytes = 0;
+            return Queued::Overflowed(state.waker.take());
+        }
+        state.queue.push_back(item);
+        state.queued_bytes += len;
+        if let Some(counter) = &state.sent_bytes {
+            counter.fetch_add(len as u64, Ordering::Relaxed);
+        }
+        Queued::Yes(state.waker.take())
+    }
+
+    /// Wakes the body (outside the lock: it may run on another thread and take it at once) and
+    /// tells the session of an overflow.
+    fn finish(&self, queued: Queued) -> bool {
+        match queued {
+            Queued::No => false,
+            Queued::Overflowed(waker) => {
                 if let Some(waker) = waker {
                     waker.wake();
                 }
                 if let Some(session) = &self.session {
                     session.do_send(SlowConsumer);
                 }
-                return false;
+                false
             }
-            state.queue.push_back(item);
-            state.queued_bytes += len;
-            if let Some(counter) = &state.sent_bytes {
-                counter.fetch_add(len as u64, Ordering::Relaxed);
+            Queued::Yes(waker) => {
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+                true
             }
-            state.waker.take()
-        };
-        // Woken outside the lock: the body may run on another thread and take it at once.
-        if let Some(waker) = waker {
-            waker.wake();
         }
-        true
     }
+}
+
+/// What [`Outbox::enqueue`] did, and the body's waker if it was waiting.
+enum Queued {
+    /// Refused: the connection is gone or already too slow.
+    No,
+    /// This item overflowed the queue, which was dropped.
+    Overflowed(Option<Waker>),
+    Yes(Option<Waker>),
 }
 
 impl Clone for Outbox {
@@ -453,6 +503,30 @@ mod tests {
         let (outbox, body) = queue(8);
         drop(body);
         assert!(!outbox.send("late".into()));
+    }
+
+    #[actix_web::test]
+    async fn a_broadcast_from_another_thread_wakes_the_body_through_its_hub() {
+        let (outbox, mut body) = queue(8);
+        outbox.wake_through(Hub::local());
+        let reader = actix_web::rt::spawn(async move { next(&mut body).await });
+        actix_web::rt::task::yield_now().await;
+        // A clone, so that no sender's drop wakes the body: only the hub may.
+        let sender = outbox.clone();
+        std::thread::spawn(move || {
+            super::super::wakeup::gather(|wakes| {
+                assert!(sender.send_gathered("a".into(), wakes));
+                assert!(sender.send_gathered("b".into(), wakes));
+            });
+        })
+        .join()
+        .unwrap();
+        let chunk = actix_web::rt::time::timeout(std::time::Duration::from_secs(5), reader)
+            .await
+            .expect("the hub woke the body")
+            .unwrap()
+            .unwrap();
+        assert_eq!(chunk, [text_frame("a"), text_frame("b")].concat());
     }
 
     #[actix_web::test]

@@ -13,6 +13,7 @@ use shared::{frames, Closing};
 use crate::actors::directory::AppHandle;
 use crate::actors::outbox::{Bounds, Outbound, Outbox};
 use crate::actors::session::{Heartbeat, Session};
+use crate::actors::wakeup::Hub;
 use crate::apps::AppLimits;
 use crate::events::Limit;
 use crate::http::client::{address_key, client_info};
@@ -100,6 +101,8 @@ pub async fn connect_app(
         bytes: settings.outbound_buffer_bytes,
     };
     let (outbox, body) = Outbox::new(bounds, inbound);
+    // This worker thread polls the body: broadcasts wake it through the thread's hub.
+    outbox.wake_through(Hub::local());
     let response = head.set_body(body).map_into_boxed_body();
     let stream = stream
         .max_frame_size(settings.max_frame_bytes)

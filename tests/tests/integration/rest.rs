@@ -326,3 +326,61 @@ async fn slow_consumer_is_closed_without_stalling_others() {
     assert!(received < 400, "the slow consumer got everything");
     assert!(code.is_none() || code == Some(4100), "{code:?}");
 }
+
+#[actix_rt::test]
+async fn a_fan_out_at_full_speed_loses_nothing_keeps_each_channels_order_and_excludes_the_sender() {
+    const PER_CHANNEL: usize = 150;
+    // Two HTTP workers and two app threads: every delivery crosses threads, and the wake-ups of
+    // one broadcast are handed to each worker at once.
+    let server = TestServer::start_with(
+        |s| {
+            s.workers = 2;
+            s.app_threads = 2;
+        },
+        |_| {},
+    )
+    .await;
+    let channels: Vec<String> = (0..4).map(|c| format!("fan-{c}")).collect();
+    let mut clients = Vec::new();
+    for _ in 0..30 {
+        let mut client = server.connect().await;
+        for channel in &channels {
+            client.subscribe(channel).await;
+        }
+        clients.push(client);
+    }
+    let mut sender = clients.pop().unwrap();
+    // One publisher per channel, all at once, each as fast as its answers come: batches of ten,
+    // every event naming the sender's socket to leave out.
+    let rest = server.rest();
+    let publishers = channels.iter().map(|channel| {
+        let (rest, socket_id) = (&rest, sender.socket_id.clone());
+        async move {
+            for first in (0..PER_CHANNEL).step_by(10) {
+                let batch: Vec<_> = (first..first + 10)
+                    .map(|n| json!({"channel": channel, "name": "n", "data": n.to_string(), "socket_id": socket_id}))
+                    .collect();
+                let response = rest.post("/batch_events", &json!({"batch": batch})).await;
+                assert_eq!(response.status, 200, "{:?}", response.body);
+            }
+        }
+    });
+    futures_util::future::join_all(publishers).await;
+
+    for client in &mut clients {
+        let mut seen = std::collections::HashMap::<String, Vec<usize>>::new();
+        for _ in 0..channels.len() * PER_CHANNEL {
+            let frame = client.expect_event("n").await;
+            let n = frame["data"].as_str().unwrap().parse().unwrap();
+            seen.entry(frame["channel"].as_str().unwrap().to_owned())
+                .or_default()
+                .push(n);
+        }
+        for channel in &channels {
+            let expected: Vec<usize> = (0..PER_CHANNEL).collect();
+            assert_eq!(seen[channel], expected, "{channel}: every event, in order");
+        }
+    }
+    sender.expect_silence().await;
+    clients[0].expect_silence().await;
+}
