@@ -4,7 +4,9 @@
 //! The other end is [`OutboxBody`], the body of the `101 Switching Protocols` response: the
 //! HTTP dispatcher polls it whenever the socket can take more, and it encodes every queued
 //! frame into one chunk. So a delivery costs a queue push and, only when the connection was
-//! idle, one wake-up of the connection's own task; a burst leaves in one write.
+//! idle, one wake-up of the connection's own task; a burst leaves in one write. A broadcast
+//! leaves that wake-up to its worker thread's hub ([`super::wakeup`]), so the threads trade
+//! one hand-off per broadcast rather than one per subscriber.
 //!
 //! The queue is bounded twice: in frames and in bytes. Frames of a broadcast are shared
 //! (`ByteString` clones), but a slow reader on a busy channel still keeps every frame it has not
