@@ -840,7 +840,6 @@ impl Handler<StopChannel> for ChannelActor {
 mod tests {
     use std::sync::Mutex;
 
-    use actix_web::body::BoxBody;
     use arc_swap::ArcSwap;
 
     use super::*;
@@ -909,7 +908,7 @@ mod tests {
             frames: 8,
             bytes: 1024,
         };
-        let (outbox, _body) = Outbox::new(bounds, BoxBody::new(()));
+        let (outbox, _body) = Outbox::new(bounds, tokio::sync::oneshot::channel().0);
         let join = Join {
             socket_id: "1.1".into(),
             outbox,

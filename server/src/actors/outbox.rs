@@ -26,9 +26,10 @@ use std::task::{Context, Poll, Waker};
 use actix::Recipient;
 use actix_codec::Encoder;
 use actix_http::ws::{CloseCode, CloseReason, Codec, Message};
-use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_web::body::{BodySize, MessageBody};
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
+use tokio::sync::oneshot;
 
 use super::wakeup::{Hub, Wakes};
 
@@ -100,10 +101,10 @@ pub struct Outbox {
 impl Outbox {
     /// Creates the queue and the response body that drains it.
     ///
-    /// `inbound` is the body actix-ws built for its own writer, which this module replaces. It is
-    /// kept, never polled, because dropping it is what tells actix-ws's message stream that the
-    /// connection has ended.
-    pub fn new(bounds: Bounds, inbound: BoxBody) -> (Self, OutboxBody) {
+    /// `closed` is actix-ws's connection-closed signal. It is kept, never used, because
+    /// dropping it (with the body, when the connection ends) is what tells actix-ws's message
+    /// stream that the connection has ended.
+    pub fn new(bounds: Bounds, closed: oneshot::Sender<()>) -> (Self, OutboxBody) {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
@@ -125,7 +126,7 @@ impl Outbox {
             codec: Codec::new(),
             finished: false,
             batch: Vec::new(),
-            _inbound: inbound,
+            _closed: closed,
         };
         let outbox = Self {
             shared,
@@ -268,7 +269,8 @@ pub struct OutboxBody {
     finished: bool,
     /// Frames taken from the queue for the chunk being encoded (kept to reuse its allocation).
     batch: Vec<Outbound>,
-    _inbound: BoxBody,
+    /// Dropped with the body: see [`Outbox::new`].
+    _closed: oneshot::Sender<()>,
 }
 
 /// Encodes one item as a server frame; true if it was the last (a close frame).
@@ -402,7 +404,7 @@ mod tests {
     }
 
     fn bounded(frames: usize, bytes: usize) -> (Outbox, OutboxBody) {
-        Outbox::new(Bounds { frames, bytes }, BoxBody::new(()))
+        Outbox::new(Bounds { frames, bytes }, oneshot::channel().0)
     }
 
     async fn next(body: &mut OutboxBody) -> Option<Bytes> {

@@ -792,7 +792,6 @@ impl Handler<DrainAll> for AppSupervisor {
 mod tests {
     use std::time::Duration;
 
-    use actix_web::body::BoxBody;
     use arc_swap::ArcSwap;
 
     use super::*;
@@ -827,7 +826,7 @@ mod tests {
             frames: 8,
             bytes: 1024,
         };
-        let (outbox, _body) = Outbox::new(bounds, BoxBody::new(()));
+        let (outbox, _body) = Outbox::new(bounds, tokio::sync::oneshot::channel().0);
         let connect = Connect {
             socket_id: socket_id.into(),
             session: Session.start().recipient(),

@@ -94,16 +94,16 @@ pub async fn connect_app(
     let settings = &state.settings;
     // actix-ws does the handshake and reads the client's frames; frames for the client go
     // through the outbox, whose body replaces actix-ws's writer (one queue, no extra task).
-    let (response, _writer, stream) = actix_ws::handle(&req, body)?;
-    let (head, inbound) = response.into_parts();
+    // (`handle_stream` is our patch of actix-ws: no writer channel is made for us to ignore.)
+    let (mut handshake, stream, closed) = actix_ws::handle_stream(&req, body)?;
     let bounds = Bounds {
         frames: settings.outbound_buffer_messages,
         bytes: settings.outbound_buffer_bytes,
     };
-    let (outbox, body) = Outbox::new(bounds, inbound);
+    let (outbox, body) = Outbox::new(bounds, closed);
     // This worker thread polls the body: broadcasts wake it through the thread's hub.
     outbox.wake_through(Hub::local());
-    let response = head.set_body(body).map_into_boxed_body();
+    let response = HttpResponse::from(handshake.message_body(body)?).map_into_boxed_body();
     let stream = stream
         .max_frame_size(settings.max_frame_bytes)
         .aggregate_continuations()
