@@ -9,12 +9,11 @@ const assert = require('node:assert/strict');
 const { spawn, execFileSync } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
-const http = require('node:http');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const { chromium } = require('playwright-core');
 const PusherClient = require('pusher-js');
+const { freePort, isUp } = require('./support');
 
 const BIN = process.env.SERVER_BIN || path.resolve(__dirname, '../../target/debug/reverb-pusher');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -28,14 +27,6 @@ let app;
 const sockets = [];
 let lastRows;
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => { const { port: p } = srv.address(); srv.close(() => resolve(p)); });
-    srv.on('error', reject);
-  });
-}
-
 async function until(what, check, timeout = WAIT_MS) {
   const deadline = Date.now() + timeout;
   for (;;) {
@@ -46,13 +37,6 @@ async function until(what, check, timeout = WAIT_MS) {
   }
 }
 
-function up(port) {
-  return new Promise((resolve) => {
-    http.get({ host: '127.0.0.1', port, path: '/up' }, (res) => { res.resume(); resolve(res.statusCode === 200); })
-      .on('error', () => resolve(false));
-  });
-}
-
 async function startNode(dir, env, id) {
   const port = await freePort();
   const child = spawn(BIN, ['--database-url', `sqlite://${path.join(dir, 'cluster.db')}`, '--host', '127.0.0.1', '--port', String(port), 'serve'], {
@@ -60,7 +44,7 @@ async function startNode(dir, env, id) {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const exited = new Promise((resolve) => child.on('exit', resolve));
-  await until(`node ${id}`, () => up(port));
+  await until(`node ${id}`, () => isUp(port));
   return { id, port, child, exited };
 }
 

@@ -21,13 +21,13 @@ const { spawn, execFileSync } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const http = require('node:http');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const querystring = require('node:querystring');
 
 const PusherClient = require('pusher-js');
 const PusherServer = require('pusher');
+const { freePort } = require('./support');
 
 const BIN = process.env.SERVER_BIN || path.resolve(__dirname, '../../target/debug/reverb-pusher');
 const MASTER_KEY = crypto.randomBytes(32).toString('base64');
@@ -46,17 +46,6 @@ let authPort;
 let sdk;
 let databaseUrl;
 const openClients = [];
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port: p } = srv.address();
-      srv.close(() => resolve(p));
-    });
-    srv.on('error', reject);
-  });
-}
 
 function within(promise, what, ms = WAIT_MS) {
   let timer;

@@ -10,12 +10,11 @@ const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
-const http = require('node:http');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const Pusher = require('pusher-js');
 const { chromium } = require('playwright-core');
+const { freePort, isUp, until: waitUntil } = require('./support');
 
 const BIN = process.env.SERVER_BIN || path.resolve(__dirname, '../../target/debug/reverb-pusher');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -36,30 +35,9 @@ let csrf;
 let app;
 const clients = [];
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => { const { port: p } = srv.address(); srv.close(() => resolve(p)); });
-    srv.on('error', reject);
-  });
-}
+const up = () => isUp(port);
 
-function up() {
-  return new Promise((resolve) => {
-    http.get({ host: '127.0.0.1', port, path: '/up' }, (res) => { res.resume(); resolve(res.statusCode === 200); })
-      .on('error', () => resolve(false));
-  });
-}
-
-async function until(what, check, timeout = WAIT_MS) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const until = (what, check, timeout = WAIT_MS) => waitUntil(what, check, timeout, 100);
 
 async function shot(name) {
   fs.mkdirSync(SCREENSHOTS, { recursive: true });

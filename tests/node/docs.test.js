@@ -11,11 +11,11 @@ const assert = require('node:assert/strict');
 const { spawn, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const http = require('node:http');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const PusherServer = require('pusher');
 const { checkBook } = require('./linkcheck');
+const { freePort } = require('./support');
 
 const ROOT = path.resolve(__dirname, '../..');
 const BIN = process.env.SERVER_BIN || path.join(ROOT, 'target/debug/reverb-pusher');
@@ -29,14 +29,6 @@ let dir;
 let snippets;
 /** Every snippet process started, so that a failed test leaves none running. */
 const children = new Set();
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => { const { port: p } = srv.address(); srv.close(() => resolve(p)); });
-    srv.on('error', reject);
-  });
-}
 
 function get(urlPath) {
   return new Promise((resolve) => {

@@ -12,12 +12,12 @@ const assert = require('node:assert/strict');
 const { spawn, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const http = require('node:http');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const Pusher = require('pusher-js');
 const PusherServer = require('pusher');
 const { chromium } = require('playwright-core');
+const { freePort, isUp, until: waitUntil } = require('./support');
 
 const ROOT = path.resolve(__dirname, '../..');
 const BIN = process.env.SERVER_BIN || path.join(ROOT, 'target/debug/reverb-pusher');
@@ -43,30 +43,9 @@ let answer = 200;
 let receiver;
 let hookUrl;
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => { const { port: p } = srv.address(); srv.close(() => resolve(p)); });
-    srv.on('error', reject);
-  });
-}
+const up = () => isUp(port);
 
-function up() {
-  return new Promise((resolve) => {
-    http.get({ host: '127.0.0.1', port, path: '/up' }, (res) => { res.resume(); resolve(res.statusCode === 200); })
-      .on('error', () => resolve(false));
-  });
-}
-
-async function until(what, check, timeout = WAIT_MS) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const until = (what, check, timeout = WAIT_MS) => waitUntil(what, check, timeout);
 
 async function shot(name) {
   fs.mkdirSync(SCREENSHOTS, { recursive: true });
