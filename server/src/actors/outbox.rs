@@ -125,7 +125,6 @@ impl Outbox {
             shared: shared.clone(),
             codec: Codec::new(),
             finished: false,
-            batch: Vec::new(),
             _closed: closed,
         };
         let outbox = Self {
@@ -267,8 +266,6 @@ pub struct OutboxBody {
     shared: Arc<Shared>,
     codec: Codec,
     finished: bool,
-    /// Frames taken from the queue for the chunk being encoded (kept to reuse its allocation).
-    batch: Vec<Outbound>,
     /// Dropped with the body: see [`Outbox::new`].
     _closed: oneshot::Sender<()>,
 }
@@ -316,7 +313,6 @@ impl MessageBody for OutboxBody {
             shared: inner,
             codec,
             finished,
-            batch,
             ..
         } = self.get_mut();
         if *finished {
@@ -347,30 +343,35 @@ impl MessageBody for OutboxBody {
             return Poll::Pending;
         }
         // Take at most a chunk's worth (at least one frame); the lock is held only for moves.
-        let mut size = 0;
-        while let Some(item) = state.queue.pop_front() {
-            size += item_len(&item);
-            batch.push(item);
-            if size >= CHUNK_BYTES {
-                break;
+        // The usual case, a queue that fits one chunk, is taken whole: the connection is left
+        // with no queue allocation between deliveries (an idle connection holds none).
+        let (batch, size) = if state.queued_bytes < CHUNK_BYTES {
+            (std::mem::take(&mut state.queue), state.queued_bytes)
+        } else {
+            let mut batch = VecDeque::new();
+            let mut size = 0;
+            while let Some(item) = state.queue.pop_front() {
+                size += item_len(&item);
+                batch.push_back(item);
+                if size >= CHUNK_BYTES {
+                    break;
+                }
             }
-        }
+            if state.queue.is_empty() {
+                // A burst grew the queue; give the memory back once it has drained.
+                state.queue = VecDeque::new();
+            }
+            (batch, size)
+        };
         state.queued_bytes = state.queued_bytes.saturating_sub(size);
-        if state.queue.is_empty() && state.queue.capacity() > 64 {
-            // A burst grew the queue; give the memory back once it has drained.
-            state.queue = VecDeque::new();
-        }
         drop(state);
         // Frame headers are at most 10 bytes (the payloads are unmasked).
         let mut buf = BytesMut::with_capacity(size + 10 * batch.len());
-        for item in batch.drain(..) {
+        for item in batch {
             if encode(codec, item, &mut buf) {
                 *finished = true;
                 break;
             }
-        }
-        if batch.capacity() > 64 {
-            *batch = Vec::new();
         }
         Poll::Ready(Some(Ok(buf.freeze())))
     }

@@ -37,14 +37,11 @@ use crate::{
 };
 
 const LW_BUFFER_SIZE: usize = 1024;
-// Reverb Pusher patch: 1 KiB instead of 8 KiB. Both buffers are allocated per connection and
-// a WebSocket connection keeps them for its whole life; at 8 KiB they were most of an idle
-// connection's memory. Reads of large bodies take more, smaller reads. See vendor/README.md.
+// Reverb Pusher patch: 1 KiB instead of 8 KiB: the step a read buffer grows by (and the stack
+// buffer an empty one is read through). Both buffers are now allocated only while they hold
+// bytes, so an idle WebSocket keeps neither. See vendor/README.md.
 const HW_BUFFER_SIZE: usize = 1024;
 const MAX_PIPELINED_MESSAGES: usize = 16;
-
-/// Write buffer capacity at which we reallocate it after flushing.
-const WRITE_BUFFER_RETENTION_LIMIT: usize = 1024 * 128;
 
 bitflags! {
     #[derive(Debug, Clone, Copy)]
@@ -198,9 +195,6 @@ pin_project! {
         // Number of bytes to busy-buffer before flushing.
         h1_write_buffer_size: usize,
 
-        // True if backing allocation of `write_buf` needs to be released.
-        write_buf_needs_reset: bool,
-
         codec: Codec,
     }
 }
@@ -313,10 +307,11 @@ where
                     graceful_shutdown: config.graceful_shutdown(),
 
                     io: Some(io),
-                    read_buf: BytesMut::with_capacity(HW_BUFFER_SIZE),
-                    write_buf: BytesMut::with_capacity(HW_BUFFER_SIZE),
+                    // PATCH (reverb-pusher): both buffers start empty and allocate only
+                    // while they hold bytes (see `poll_read_into` and `poll_flush`).
+                    read_buf: BytesMut::new(),
+                    write_buf: BytesMut::new(),
                     h1_write_buffer_size: config.h1_write_buffer_size(),
-                    write_buf_needs_reset: false,
                     codec: Codec::new(config),
                 },
             },
@@ -370,22 +365,9 @@ where
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), io::Error>> {
         let InnerDispatcherProj {
             io,
-            write_buf,
-            h1_write_buffer_size,
-            write_buf_needs_reset,
-            ..
+            write_buf, ..
         } = self.project();
         let mut io = Pin::new(io.as_mut().unwrap());
-
-        // Allow normal buffer growth, but do not retain allocations caused by large response
-        // chunks on idle connections.
-        let retention_limit = (*h1_write_buffer_size).max(WRITE_BUFFER_RETENTION_LIMIT);
-
-        if write_buf.capacity() > retention_limit {
-            // Needs stored flag because `write_buf.advance(n)` reduces reported capacity without
-            // releasing the backing allocation.
-            *write_buf_needs_reset = true;
-        }
 
         let len = write_buf.len();
         let mut written = 0;
@@ -406,13 +388,11 @@ where
             }
         }
 
-        // All bytes have been accepted by the I/O stream, so the buffer can be reused or released.
-        if *write_buf_needs_reset {
-            *write_buf = BytesMut::with_capacity(HW_BUFFER_SIZE);
-            *write_buf_needs_reset = false;
-        } else {
-            write_buf.clear();
-        }
+        // All bytes have been accepted by the I/O stream, so the buffer can be released.
+        // PATCH (reverb-pusher): released always, not only past the retention limit, so that an
+        // idle connection (a WebSocket between deliveries) holds no write buffer; the next
+        // write allocates what it needs.
+        *write_buf = BytesMut::new();
 
         // flush the I/O and check if get blocked
         io.poll_flush(cx)
@@ -1281,13 +1261,20 @@ where
                 return Ok(false);
             }
 
-            // grow buffer if necessary.
-            let remaining = this.read_buf.capacity() - this.read_buf.len();
-            if remaining < LW_BUFFER_SIZE {
-                this.read_buf.reserve(HW_BUFFER_SIZE - remaining);
-            }
+            // PATCH (reverb-pusher): an empty read buffer holds no memory; it is read into
+            // through a stack buffer and allocates only when bytes arrive.
+            let read = if this.read_buf.is_empty() {
+                poll_read_into(io.as_mut(), cx, this.read_buf)
+            } else {
+                // grow buffer if necessary.
+                let remaining = this.read_buf.capacity() - this.read_buf.len();
+                if remaining < LW_BUFFER_SIZE {
+                    this.read_buf.reserve(HW_BUFFER_SIZE - remaining);
+                }
+                tokio_util::io::poll_read_buf(io.as_mut(), cx, this.read_buf)
+            };
 
-            match tokio_util::io::poll_read_buf(io.as_mut(), cx, this.read_buf) {
+            match read {
                 Poll::Ready(Ok(n)) => {
                     // When draining a dropped request payload, keep FINISHED set so the
                     // disconnect/keep-alive decision can be made once the payload is fully drained.
@@ -1560,6 +1547,26 @@ fn should_close_for_unread_payload(
     let drain_payload = payload.is_some_and(|pl| pl.is_dropped()) && payload_drainable;
 
     payload_unfinished && !drain_payload
+}
+
+/// PATCH (reverb-pusher): reads into an empty `buf` through a buffer on the stack, so that
+/// `buf` allocates only when bytes arrive, and only what arrived. Replaces
+/// `tokio_util::io::poll_read_buf` for an empty buffer; the caller's non-empty case keeps it.
+fn poll_read_into<T: AsyncRead + Unpin>(
+    io: Pin<&mut T>,
+    cx: &mut Context<'_>,
+    buf: &mut BytesMut,
+) -> Poll<io::Result<usize>> {
+    // A split-off request or payload may leave this handle sharing (and keeping alive) the
+    // allocation it came from; an empty buffer lets go of it.
+    if buf.capacity() != 0 {
+        *buf = BytesMut::new();
+    }
+    let mut stack = [mem::MaybeUninit::<u8>::uninit(); HW_BUFFER_SIZE];
+    let mut read = tokio::io::ReadBuf::uninit(&mut stack);
+    ready!(io.poll_read(cx, &mut read))?;
+    buf.extend_from_slice(read.filled());
+    Poll::Ready(Ok(read.filled().len()))
 }
 
 #[allow(dead_code)]
