@@ -65,28 +65,39 @@ fn period(q: &RangeQuery, now: i64) -> Result<Period, ApiError> {
         Some("csv") => true,
         Some(_) => return Err(ApiError::validation("format", "format is json or csv")),
     };
-    let (from, to) = if let Some(from) = q.from {
-        (from, q.to.unwrap_or(now + 1))
+    let check_step = |step: i64| {
+        if step < MINUTE || step % MINUTE != 0 {
+            return Err(ApiError::validation(
+                "step",
+                "step is a multiple of 60 seconds",
+            ));
+        }
+        Ok(step)
+    };
+    let (from, to, step) = if let Some(from) = q.from {
+        let to = q.to.unwrap_or(now + 1);
+        if from >= to {
+            return Err(ApiError::validation("from", "from must be before to"));
+        }
+        if to - from > MAX_RANGE {
+            return Err(ApiError::validation("from", "a range is at most 400 days"));
+        }
+        (
+            from,
+            to,
+            check_step(q.step.unwrap_or_else(|| step_for(to - from)))?,
+        )
     } else {
         let name = q.range.as_deref().unwrap_or("24h");
         let secs = range_secs(name).ok_or_else(|| {
             ApiError::validation("range", "range is one of 1h, 24h, 7d, 30d, 13mo")
         })?;
-        (now + 1 - secs, now + 1)
+        let step = check_step(q.step.unwrap_or_else(|| step_for(secs)))?;
+        // The running bucket and the whole buckets of `secs` before it, so a named range
+        // always has the same number of points (`1h`: 61), whatever the second it is asked
+        // at; `now + 1 - secs` would lose the 61st point when `now + 1` falls on a minute.
+        (floor(now, step) - secs, now + 1, step)
     };
-    if from >= to {
-        return Err(ApiError::validation("from", "from must be before to"));
-    }
-    if to - from > MAX_RANGE {
-        return Err(ApiError::validation("from", "a range is at most 400 days"));
-    }
-    let step = q.step.unwrap_or_else(|| step_for(to - from));
-    if step < MINUTE || step % MINUTE != 0 {
-        return Err(ApiError::validation(
-            "step",
-            "step is a multiple of 60 seconds",
-        ));
-    }
     if (to - floor(from, step)) / step > MAX_POINTS {
         return Err(ApiError::validation(
             "step",
@@ -539,7 +550,15 @@ mod tests {
     fn periods_are_checked_and_steps_picked_from_the_range() {
         let now = 1_796_083_200;
         let p = period(&q(Some("7d"), None, None, None), now).unwrap();
-        assert_eq!((p.to - p.from, p.step), (7 * DAY, 3600));
+        assert_eq!((p.to - p.from, p.step), (7 * DAY + 1, 3600));
+        // A named range is the running bucket and the whole ones before it: 61 points for
+        // `1h` at every second of a minute, the last second included.
+        for now in now..now + 60 {
+            let p = period(&q(Some("1h"), None, None, None), now).unwrap();
+            let points = query::points(&Default::default(), p.from, p.to, p.step, now);
+            assert_eq!(points.len(), 61, "at {}s past the minute", now % 60);
+            assert!(points[60].in_progress);
+        }
         let p = period(&q(None, Some(now - 600), Some(now), None), now).unwrap();
         assert_eq!(p.step, 60);
         let field = |r: Result<Period, ApiError>| r.err().map(|e| e.status.as_u16());
