@@ -555,7 +555,7 @@ mod tests {
         // `1h` at every second of a minute, the last second included.
         for now in now..now + 60 {
             let p = period(&q(Some("1h"), None, None, None), now).unwrap();
-            let points = query::points(&Default::default(), p.from, p.to, p.step, now);
+            let points = query::points(&query::Buckets::new(), p.from, p.to, p.step, now);
             assert_eq!(points.len(), 61, "at {}s past the minute", now % 60);
             assert!(points[60].in_progress);
         }
