@@ -36,10 +36,10 @@ use crate::{
     ConnectionType, Error, Extensions, HttpMessage, OnConnectData, Request, Response, StatusCode,
 };
 
-const LW_BUFFER_SIZE: usize = 1024;
-// Reverb Pusher patch: 1 KiB instead of 8 KiB: the step a read buffer grows by (and the stack
-// buffer an empty one is read through). Both buffers are now allocated only while they hold
-// bytes, so an idle WebSocket keeps neither. See vendor/README.md.
+// Reverb Pusher patch: 1 KiB instead of 8 KiB: the stack buffer every read goes through (the
+// read buffer grows by what arrived; upstream's low-water mark `LW_BUFFER_SIZE` is gone). Both
+// buffers are allocated only while they hold bytes, so an idle WebSocket keeps neither. See
+// vendor/README.md.
 const HW_BUFFER_SIZE: usize = 1024;
 const MAX_PIPELINED_MESSAGES: usize = 16;
 
@@ -1261,18 +1261,13 @@ where
                 return Ok(false);
             }
 
-            // PATCH (reverb-pusher): an empty read buffer holds no memory; it is read into
-            // through a stack buffer and allocates only when bytes arrive.
-            let read = if this.read_buf.is_empty() {
-                poll_read_into(io.as_mut(), cx, this.read_buf)
-            } else {
-                // grow buffer if necessary.
-                let remaining = this.read_buf.capacity() - this.read_buf.len();
-                if remaining < LW_BUFFER_SIZE {
-                    this.read_buf.reserve(HW_BUFFER_SIZE - remaining);
-                }
-                tokio_util::io::poll_read_buf(io.as_mut(), cx, this.read_buf)
-            };
+            // PATCH (reverb-pusher): every read goes through a stack buffer and the read buffer
+            // grows by what arrived. Upstream reserves `HW_BUFFER_SIZE` before each read into a
+            // non-empty buffer, and this loop reads until `Pending`: so the read after a small
+            // WebSocket frame reserved 1 KiB that the frame's bytes, split off into the
+            // payload, then kept alive for the connection's idle life (1.1 KiB per connection
+            // after its first pong).
+            let read = poll_read_into(io.as_mut(), cx, this.read_buf);
 
             match read {
                 Poll::Ready(Ok(n)) => {
@@ -1549,17 +1544,18 @@ fn should_close_for_unread_payload(
     payload_unfinished && !drain_payload
 }
 
-/// PATCH (reverb-pusher): reads into an empty `buf` through a buffer on the stack, so that
-/// `buf` allocates only when bytes arrive, and only what arrived. Replaces
-/// `tokio_util::io::poll_read_buf` for an empty buffer; the caller's non-empty case keeps it.
+/// PATCH (reverb-pusher): reads through a buffer on the stack and appends what arrived to
+/// `buf`, so that `buf` allocates only when bytes arrive, and grows only by what arrived
+/// (amortised, as a `Vec` does). Replaces `tokio_util::io::poll_read_buf` after a reserve of
+/// `HW_BUFFER_SIZE`: the same read size, plus one copy of at most 1 KiB.
 fn poll_read_into<T: AsyncRead + Unpin>(
     io: Pin<&mut T>,
     cx: &mut Context<'_>,
     buf: &mut BytesMut,
 ) -> Poll<io::Result<usize>> {
-    // A split-off request or payload may leave this handle sharing (and keeping alive) the
+    // A split-off request or payload may leave an empty handle sharing (and keeping alive) the
     // allocation it came from; an empty buffer lets go of it.
-    if buf.capacity() != 0 {
+    if buf.is_empty() && buf.capacity() != 0 {
         *buf = BytesMut::new();
     }
     let mut stack = [mem::MaybeUninit::<u8>::uninit(); HW_BUFFER_SIZE];
