@@ -55,6 +55,38 @@ pub struct Connect {
     pub outbox: Outbox,
 }
 
+/// A new WebSocket of an app without a connection cap, told nothing back. Such an app admits
+/// every connection its worker let through (enabled, under the node's limits), so the session
+/// sends `connection_established` at once, in the 101 response's write, instead of waiting a
+/// round trip to the supervisor's thread. The subscribe that follows is queued behind this in
+/// the same mailbox, so the supervisor still knows the session first. If the app was disabled
+/// or capped meanwhile, the supervisor closes the session (4003 or 4004). If the supervisor
+/// stops before handling it (the app was deleted), dropping it closes the session.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Admitted(Option<Connect>);
+
+impl Admitted {
+    pub fn new(connect: Connect) -> Self {
+        Self(Some(connect))
+    }
+
+    /// The connection, handled: dropping the `Admitted` no longer closes it.
+    pub fn take(mut self) -> Connect {
+        self.0
+            .take()
+            .expect("an Admitted holds its Connect until taken")
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        if let Some(connect) = self.0.take() {
+            connect.session.do_send(CloseSession(Closing::AppDeleted));
+        }
+    }
+}
+
 /// The WebSocket is gone; the supervisor removes it from its channels and user tables.
 #[derive(Message)]
 #[rtype(result = "()")]

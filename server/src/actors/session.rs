@@ -20,7 +20,7 @@ use shared::{CloseCode, Closing};
 
 use super::directory::AppHandle;
 use super::messages::{
-    ClientEvent, CloseSession, Connect, Disconnect, SignedIn, Subscribe, SubscribeError,
+    Admitted, ClientEvent, CloseSession, Connect, Disconnect, SignedIn, Subscribe, SubscribeError,
     Unsubscribe,
 };
 use super::outbox::{Outbound, Outbox, SlowConsumer};
@@ -74,6 +74,8 @@ pub struct Session {
     client_events: TokenBucket,
     subscribe_attempts: TokenBucket,
     registered: bool,
+    /// Admitted without asking the supervisor (an app without a connection cap).
+    admitted_here: bool,
     closing: bool,
     /// The close code, for the log and the metrics.
     close_code: Option<u16>,
@@ -106,13 +108,21 @@ impl Session {
                 now,
             ),
             registered: false,
+            admitted_here: false,
             closing: false,
             close_code: None,
         }
     }
 
-    /// Starts the actor reading `stream`.
+    /// Starts the actor reading `stream`. Called from the upgrade handler, so that for an app
+    /// without a connection cap (it admits every connection that got this far, see
+    /// [`Admitted`]) `connection_established` is queued before the 101 response is written,
+    /// and leaves in the same `sendto`.
     pub fn start_with(mut self, stream: actix_ws::AggregatedMessageStream) -> Addr<Self> {
+        if self.app.config.load().limits.max_connections == 0 {
+            self.admitted_here = true;
+            self.establish();
+        }
         Session::create(move |ctx| {
             self.outbox.bind(ctx.address().recipient());
             ctx.add_stream(stream);
@@ -474,14 +484,18 @@ impl Session {
         });
     }
 
-    fn on_registered(&mut self, ctx: &mut Context<Self>) {
-        let config = self.app.config.load();
-        self.registered = true;
-        self.app.metrics.connection_opened();
+    /// Sends `pusher:connection_established`, the connection's first frame.
+    fn establish(&self) {
         self.send(frames::connection_established(
             &self.socket_id,
             self.heartbeat.activity.as_secs(),
         ));
+    }
+
+    fn on_registered(&mut self, ctx: &mut Context<Self>) {
+        let config = self.app.config.load();
+        self.registered = true;
+        self.app.metrics.connection_opened();
         tracing::info!(app_id = %config.id, socket_id = %self.socket_id, "connection opened");
         self.app
             .events
@@ -563,13 +577,25 @@ impl Actor for Session {
             session: ctx.address().recipient(),
             outbox: self.outbox.clone(),
         };
-        // Nothing from the client is handled until the app has accepted the connection.
+        // Admitted already (`start_with`): registered one way. `do_send`, not `try_send`: a
+        // busy supervisor's mailbox must not turn connections away, and there is at most one
+        // `Admitted` per connection.
+        if self.admitted_here {
+            self.app.supervisor.do_send(Admitted::new(connect));
+            self.on_registered(ctx);
+            return;
+        }
+        // Otherwise nothing from the client is handled until the app has accepted the
+        // connection.
         self.app
             .supervisor
             .send(connect)
             .into_actor(self)
             .map(|result, act, ctx| match result {
-                Ok(Ok(())) => act.on_registered(ctx),
+                Ok(Ok(())) => {
+                    act.establish();
+                    act.on_registered(ctx);
+                }
                 Ok(Err(why)) => act.close(why, ctx),
                 // The supervisor is gone: the app was deleted meanwhile.
                 Err(_) => act.close(Closing::AppDeleted, ctx),

@@ -18,11 +18,11 @@ use shared::{frames, ChannelName, Closing};
 
 use super::channel::{ChannelActor, ChannelStats};
 use super::messages::{
-    ChannelCounts, ChannelIdle, ClientEvent, CloseSession, ConfigChanged, Connect, ConnectionCount,
-    Disconnect, DrainAll, GetCache, GetCounts, GetUsers, Join, Leave, ListChannels, Publish,
-    PublishEvents, ReadCache, ReadUsers, Recorded, Remote, RemoteCount, RemoteMember, Resync,
-    ResyncChannel, SignedIn, StopChannel, StopSupervisor, Subscribe, SubscribeError, TerminateUser,
-    Unsubscribe,
+    Admitted, ChannelCounts, ChannelIdle, ClientEvent, CloseSession, ConfigChanged, Connect,
+    ConnectionCount, Disconnect, DrainAll, GetCache, GetCounts, GetUsers, Join, Leave,
+    ListChannels, Publish, PublishEvents, ReadCache, ReadUsers, Recorded, Remote, RemoteCount,
+    RemoteMember, Resync, ResyncChannel, SignedIn, StopChannel, StopSupervisor, Subscribe,
+    SubscribeError, TerminateUser, Unsubscribe,
 };
 use super::outbox::Outbox;
 use crate::apps::SharedConfig;
@@ -288,22 +288,30 @@ impl AppSupervisor {
     }
 }
 
-impl Handler<Connect> for AppSupervisor {
-    type Result = AtomicResponse<Self, Result<(), Closing>>;
-
-    fn handle(&mut self, msg: Connect, _: &mut Context<Self>) -> Self::Result {
+impl AppSupervisor {
+    /// Why a new connection is refused now, if it is: the app is disabled, or at its cap on
+    /// this node.
+    fn refusal(&self) -> Option<Closing> {
         let config = self.config.load();
         let max = config.limits.max_connections;
-        let refused = if !config.enabled {
+        if !config.enabled {
             Some(Closing::AppDisabled)
         } else if max > 0 && self.sessions.len() >= max as usize {
             Some(Closing::AppOverQuota)
         } else {
             None
-        };
-        if let Some(why) = refused {
+        }
+    }
+}
+
+impl Handler<Connect> for AppSupervisor {
+    type Result = AtomicResponse<Self, Result<(), Closing>>;
+
+    fn handle(&mut self, msg: Connect, _: &mut Context<Self>) -> Self::Result {
+        if let Some(why) = self.refusal() {
             return AtomicResponse::new(Box::pin(actix::fut::ready(Err(why))));
         }
+        let max = self.config.load().limits.max_connections;
         match self.cluster.clone().filter(AppLink::is_healthy) {
             // A cap across the cluster: one script admits or refuses (the only awaited round
             // trip of a connect, and only for apps with a cap). Atomic, so the session is in
@@ -321,15 +329,37 @@ impl Handler<Connect> for AppSupervisor {
                     }),
             )),
             link => {
-                if let Some(link) = link {
-                    actix::spawn(async move {
-                        let _ = link.connections(1, 0).await;
-                    });
-                }
+                count_in_cluster(link);
                 self.admit(msg);
                 AtomicResponse::new(Box::pin(actix::fut::ready(Ok(()))))
             }
         }
+    }
+}
+
+impl Handler<Admitted> for AppSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Admitted, _: &mut Context<Self>) {
+        let connect = msg.take();
+        // Disabled or capped since the session checked: it has had its
+        // `connection_established`, and is closed now with the reason.
+        if let Some(why) = self.refusal() {
+            connect.session.do_send(CloseSession(why));
+            return;
+        }
+        count_in_cluster(self.cluster.clone().filter(AppLink::is_healthy));
+        self.admit(connect);
+    }
+}
+
+/// Adds an admitted connection to the app's count across the cluster, without waiting (the
+/// count only decides for apps with a cap, which ask before admitting).
+fn count_in_cluster(link: Option<AppLink>) {
+    if let Some(link) = link {
+        actix::spawn(async move {
+            let _ = link.connections(1, 0).await;
+        });
     }
 }
 
@@ -810,6 +840,87 @@ mod tests {
         type Result = ();
 
         fn handle(&mut self, _: CloseSession, _: &mut Context<Self>) {}
+    }
+
+    /// Stands in for a session and keeps what it was closed with.
+    struct Closed(Arc<std::sync::Mutex<Vec<Closing>>>);
+
+    impl Actor for Closed {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<CloseSession> for Closed {
+        type Result = ();
+
+        fn handle(&mut self, msg: CloseSession, _: &mut Context<Self>) {
+            self.0.lock().unwrap().push(msg.0);
+        }
+    }
+
+    /// An `Admitted` for `socket_id` whose session records how it is closed.
+    fn admitted(socket_id: &str) -> (Admitted, Arc<std::sync::Mutex<Vec<Closing>>>) {
+        let closes = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let bounds = Bounds {
+            frames: 8,
+            bytes: 1024,
+        };
+        let (outbox, _body) = Outbox::new(bounds, tokio::sync::oneshot::channel().0);
+        let connect = Connect {
+            socket_id: socket_id.into(),
+            session: Closed(closes.clone()).start().recipient(),
+            outbox,
+        };
+        (Admitted::new(connect), closes)
+    }
+
+    async fn closes_of(closes: &Arc<std::sync::Mutex<Vec<Closing>>>) -> Vec<Closing> {
+        // The close travels through the recording actor's mailbox.
+        for _ in 0..200 {
+            if !closes.lock().unwrap().is_empty() {
+                break;
+            }
+            actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+        }
+        closes.lock().unwrap().clone()
+    }
+
+    #[actix_web::test]
+    async fn an_admitted_connection_is_known_to_the_subscribe_that_follows_it() {
+        let (supervisor, _) = supervisor(AppConfig::generate("t"));
+        let (join, closes) = admitted("1.1");
+        // One way, then the subscribe: the mailbox keeps their order.
+        supervisor.do_send(join);
+        supervisor
+            .send(subscribe("1.1", "x"))
+            .await
+            .unwrap()
+            .expect("the session is known");
+        assert_eq!(supervisor.send(ConnectionCount).await.unwrap(), 1);
+        assert!(closes.lock().unwrap().is_empty());
+    }
+
+    #[actix_web::test]
+    async fn an_admitted_connection_is_closed_when_the_app_was_disabled_meanwhile() {
+        let mut config = AppConfig::generate("t");
+        config.enabled = false;
+        let (supervisor, _) = supervisor(config);
+        let (join, closes) = admitted("1.1");
+        supervisor.do_send(join);
+        assert_eq!(closes_of(&closes).await, [Closing::AppDisabled]);
+        assert_eq!(supervisor.send(ConnectionCount).await.unwrap(), 0);
+    }
+
+    #[actix_web::test]
+    async fn an_admitted_connection_nobody_handles_is_closed_as_the_app_deleted() {
+        // What a supervisor that stopped with it in its mailbox does to it: drops it.
+        let (join, closes) = admitted("1.1");
+        drop(join);
+        assert_eq!(closes_of(&closes).await, [Closing::AppDeleted]);
+        // Handled, it no longer closes anything when dropped.
+        let (join, closes) = admitted("2.2");
+        drop(join.take());
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        assert!(closes.lock().unwrap().is_empty());
     }
 
     fn supervisor(config: AppConfig) -> (Addr<AppSupervisor>, ChannelIndex) {
