@@ -242,7 +242,8 @@ impl AppSupervisor {
         }
     }
 
-    /// Records a connection that closed in the cluster's count (not awaited).
+    /// Adds `delta` connections to the app's count across the cluster, not awaited (the count
+    /// decides only for apps with a cap, which ask before admitting).
     fn count_connection(&self, delta: i64) {
         if let Some(link) = self.cluster.clone().filter(AppLink::is_healthy) {
             actix::spawn(async move {
@@ -328,8 +329,8 @@ impl Handler<Connect> for AppSupervisor {
                         Ok(())
                     }),
             )),
-            link => {
-                count_in_cluster(link);
+            _ => {
+                self.count_connection(1);
                 self.admit(msg);
                 AtomicResponse::new(Box::pin(actix::fut::ready(Ok(()))))
             }
@@ -348,18 +349,8 @@ impl Handler<Admitted> for AppSupervisor {
             connect.session.do_send(CloseSession(why));
             return;
         }
-        count_in_cluster(self.cluster.clone().filter(AppLink::is_healthy));
+        self.count_connection(1);
         self.admit(connect);
-    }
-}
-
-/// Adds an admitted connection to the app's count across the cluster, without waiting (the
-/// count only decides for apps with a cap, which ask before admitting).
-fn count_in_cluster(link: Option<AppLink>) {
-    if let Some(link) = link {
-        actix::spawn(async move {
-            let _ = link.connections(1, 0).await;
-        });
     }
 }
 
