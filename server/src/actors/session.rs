@@ -119,12 +119,19 @@ impl Session {
     /// [`Admitted`]) `connection_established` is queued before the 101 response is written,
     /// and leaves in the same `sendto`.
     pub fn start_with(mut self, stream: actix_ws::AggregatedMessageStream) -> Addr<Self> {
-        if self.app.config.load().limits.max_connections == 0 {
-            self.admitted_here = true;
-            self.establish();
-        }
+        self.admitted_here = self.app.config.load().limits.max_connections == 0;
         Session::create(move |ctx| {
             self.outbox.bind(ctx.address().recipient());
+            if self.admitted_here {
+                // Registered (one way) before the client can see `connection_established`:
+                // whatever the supervisor is asked after that (a drain, a disable, a
+                // terminate) finds this session in its table. `do_send`, not `try_send`: a
+                // busy mailbox must not turn connections away, and there is one per connection.
+                self.app
+                    .supervisor
+                    .do_send(Admitted::new(self.connect(ctx)));
+                self.establish();
+            }
             ctx.add_stream(stream);
             self
         })
@@ -484,6 +491,15 @@ impl Session {
         });
     }
 
+    /// How this session joins its app's supervisor.
+    fn connect(&self, ctx: &Context<Self>) -> Connect {
+        Connect {
+            socket_id: self.socket_id.clone(),
+            session: ctx.address().recipient(),
+            outbox: self.outbox.clone(),
+        }
+    }
+
     /// Sends `pusher:connection_established`, the connection's first frame.
     fn establish(&self) {
         self.send(frames::connection_established(
@@ -572,16 +588,8 @@ impl Actor for Session {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let connect = Connect {
-            socket_id: self.socket_id.clone(),
-            session: ctx.address().recipient(),
-            outbox: self.outbox.clone(),
-        };
-        // Admitted already (`start_with`): registered one way. `do_send`, not `try_send`: a
-        // busy supervisor's mailbox must not turn connections away, and there is at most one
-        // `Admitted` per connection.
+        // Admitted already (`start_with`).
         if self.admitted_here {
-            self.app.supervisor.do_send(Admitted::new(connect));
             self.on_registered(ctx);
             return;
         }
@@ -589,7 +597,7 @@ impl Actor for Session {
         // connection.
         self.app
             .supervisor
-            .send(connect)
+            .send(self.connect(ctx))
             .into_actor(self)
             .map(|result, act, ctx| match result {
                 Ok(Ok(())) => {

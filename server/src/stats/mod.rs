@@ -40,7 +40,7 @@ pub mod reading;
 pub mod schedule;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -123,6 +123,8 @@ pub struct Live {
 struct Inner {
     config: Config,
     pending: Mutex<BTreeMap<StatKey, Counts>>,
+    /// Rows a write in progress holds out of `pending` (they go back if it fails).
+    writing: AtomicUsize,
     dropped_rows: AtomicU64,
     /// What the dashboard shows: this node's numbers, or in a cluster the cluster's.
     live: watch::Sender<Arc<Live>>,
@@ -148,6 +150,7 @@ impl Stats {
         Self(Arc::new(Inner {
             config,
             pending: Mutex::default(),
+            writing: AtomicUsize::new(0),
             dropped_rows: AtomicU64::new(0),
             live: watch::channel(Arc::new(Live::default())).0,
             local: watch::channel(Arc::new(Live::default())).0,
@@ -182,7 +185,9 @@ impl Stats {
     /// Buckets waiting for the database, and buckets dropped because it stayed down.
     pub fn pending(&self) -> (usize, u64) {
         (
-            lock(&self.0.pending).len(),
+            // With the rows a write in progress holds: during an outage each attempt holds them
+            // for up to the database timeout, and they would otherwise read as none.
+            lock(&self.0.pending).len() + self.0.writing.load(Ordering::Relaxed),
             self.0.dropped_rows.load(Ordering::Relaxed),
         )
     }
@@ -221,7 +226,9 @@ impl Stats {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        match db.add_stats(&rows) {
+        self.0.writing.store(rows.len(), Ordering::Relaxed);
+        let written = db.add_stats(&rows);
+        let result = match written {
             Ok(()) => {
                 let mut minutes: Vec<i64> = rows.keys().map(|k| k.bucket_start).collect();
                 minutes.dedup();
@@ -231,7 +238,10 @@ impl Stats {
                 self.queue_rows(rows);
                 Err(e)
             }
-        }
+        };
+        // After the rows are back (on failure), so that they never read as none meanwhile.
+        self.0.writing.store(0, Ordering::Relaxed);
+        result
     }
 
     fn record_error(&self, app_id: &str, mut error: RecentError) {

@@ -571,8 +571,8 @@ async fn samples_wait_in_memory_while_the_database_is_down() {
             200
         );
     }
-    // The sampler keeps going; the rows wait. (A write attempt holds its rows while it waits
-    // for the database timeout, so on a loaded machine they can be out of the map for a while.)
+    // The sampler keeps going; the rows wait (counted also while a write attempt holds them,
+    // up to the database timeout).
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (pending, dropped) = server.server.stats.pending();
