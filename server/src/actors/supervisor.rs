@@ -851,16 +851,7 @@ mod tests {
     /// An `Admitted` for `socket_id` whose session records how it is closed.
     fn admitted(socket_id: &str) -> (Admitted, Arc<std::sync::Mutex<Vec<Closing>>>) {
         let closes = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let bounds = Bounds {
-            frames: 8,
-            bytes: 1024,
-        };
-        let (outbox, _body) = Outbox::new(bounds, tokio::sync::oneshot::channel().0);
-        let connect = Connect {
-            socket_id: socket_id.into(),
-            session: Closed(closes.clone()).start().recipient(),
-            outbox,
-        };
+        let connect = connect_of(socket_id, Closed(closes.clone()).start().recipient());
         (Admitted::new(connect), closes)
     }
 
@@ -923,17 +914,22 @@ mod tests {
         (addr, index)
     }
 
-    async fn connect(supervisor: &Addr<AppSupervisor>, socket_id: &str) {
+    /// A `Connect` for `socket_id` with a small outbox whose body nobody polls.
+    fn connect_of(socket_id: &str, session: Recipient<CloseSession>) -> Connect {
         let bounds = Bounds {
             frames: 8,
             bytes: 1024,
         };
         let (outbox, _body) = Outbox::new(bounds, tokio::sync::oneshot::channel().0);
-        let connect = Connect {
+        Connect {
             socket_id: socket_id.into(),
-            session: Session.start().recipient(),
+            session,
             outbox,
-        };
+        }
+    }
+
+    async fn connect(supervisor: &Addr<AppSupervisor>, socket_id: &str) {
+        let connect = connect_of(socket_id, Session.start().recipient());
         supervisor.send(connect).await.unwrap().unwrap();
     }
 
