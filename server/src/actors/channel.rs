@@ -31,8 +31,8 @@ use bytestring::ByteString;
 use shared::{frames, ChannelName};
 
 use super::messages::{
-    ChannelIdle, ClientEvent, Join, Leave, Publish, ReadCache, ReadUsers, RemoteCount,
-    RemoteMember, ResyncChannel, StopChannel, SubscribeError,
+    ChannelCounts, ChannelIdle, ClientEvent, Join, Leave, Publish, ReadCache, ReadUsers,
+    RemoteCount, RemoteMember, ResyncChannel, StopChannel, SubscribeError,
 };
 use super::outbox::Outbox;
 use super::wakeup;
@@ -59,6 +59,15 @@ const COUNT_THROTTLE_EVERY: Duration = Duration::from_secs(5);
 pub struct ChannelStats {
     pub subscriptions: AtomicUsize,
     pub users: AtomicUsize,
+}
+
+impl ChannelStats {
+    pub fn counts(&self) -> ChannelCounts {
+        ChannelCounts {
+            subscriptions: self.subscriptions.load(Ordering::Relaxed),
+            users: self.users.load(Ordering::Relaxed),
+        }
+    }
 }
 
 struct Subscriber {
@@ -323,7 +332,7 @@ impl ChannelActor {
             }
             frames::presence_subscription_succeeded(&self.name, &ids, &hash)
         };
-        outbox.send(frame.into());
+        self.send_succeeded(outbox, frame.into());
         if !known {
             self.announce_member(&member.user_id, &member.user_info);
         }
@@ -408,6 +417,18 @@ impl ChannelActor {
             self.cache = None;
         }
         self.cache.as_ref()
+    }
+
+    /// Queues a joiner's `subscription_succeeded`, counting it first: REST handlers read the
+    /// counts on their own threads (see `ChannelIndex`), and a client that has the frame must
+    /// be among them. `joined` then stores the same counts again.
+    fn send_succeeded(&self, outbox: &Outbox, frame: ByteString) {
+        self.stats
+            .subscriptions
+            .store(self.subscribers.len() + 1, Ordering::Relaxed);
+        let users = self.presence.as_ref().map_or(0, Presence::count);
+        self.stats.users.store(users, Ordering::Relaxed);
+        outbox.send(frame);
     }
 
     fn update_stats(&self) {
@@ -517,7 +538,7 @@ impl Handler<Join> for ChannelActor {
                     return done(Err(e));
                 }
             } else {
-                outbox.send(frames::subscription_succeeded(&self.name).into());
+                self.send_succeeded(&outbox, frames::subscription_succeeded(&self.name).into());
             }
             self.joined(socket_id, outbox, user_id, None, ctx);
             return done(Ok(()));
@@ -560,7 +581,10 @@ impl Handler<Join> for ChannelActor {
                         }
                     }
                     _ => {
-                        outbox.send(frames::subscription_succeeded(&act.name).into());
+                        act.send_succeeded(
+                            &outbox,
+                            frames::subscription_succeeded(&act.name).into(),
+                        );
                     }
                 }
                 let cached = cached.map(|c: Result<CachedRemote, Unavailable>| c.ok().flatten());

@@ -2,7 +2,9 @@
 //! [`AppHandle`]) and the handle itself.
 //!
 //! The registry is the only writer (apps start, are re-keyed, stop); every new connection and
-//! REST call reads it under a shared lock and clones one handle, with no actor round trip.
+//! REST call reads it under a shared lock and takes one reference to the app's handle (one
+//! atomic increment: a clone of the handle's many counters cost ~0.3 µs per REST request), with
+//! no actor round trip.
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -60,8 +62,8 @@ impl AppHandle {
 
 #[derive(Default)]
 struct Maps {
-    by_key: HashMap<String, AppHandle>,
-    by_id: HashMap<String, AppHandle>,
+    by_key: HashMap<String, Arc<AppHandle>>,
+    by_id: HashMap<String, Arc<AppHandle>>,
 }
 
 /// App lookup by key (WebSocket) or id (REST), shared with the HTTP handlers.
@@ -78,11 +80,11 @@ impl Directory {
         self.0.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub fn by_key(&self, key: &str) -> Option<AppHandle> {
+    pub fn by_key(&self, key: &str) -> Option<Arc<AppHandle>> {
         self.read().by_key.get(key).cloned()
     }
 
-    pub fn by_id(&self, id: &str) -> Option<AppHandle> {
+    pub fn by_id(&self, id: &str) -> Option<Arc<AppHandle>> {
         self.read().by_id.get(id).cloned()
     }
 
@@ -93,7 +95,7 @@ impl Directory {
     }
 
     /// Every app handle, in no particular order.
-    pub fn all(&self) -> Vec<AppHandle> {
+    pub fn all(&self) -> Vec<Arc<AppHandle>> {
         self.read().by_id.values().cloned().collect()
     }
 
@@ -103,6 +105,7 @@ impl Directory {
 
     /// Adds a started app under its key and id.
     pub(super) fn insert(&self, id: &str, key: &str, handle: AppHandle) {
+        let handle = Arc::new(handle);
         let mut maps = self.write();
         maps.by_key.insert(key.to_owned(), handle.clone());
         maps.by_id.insert(id.to_owned(), handle);
@@ -117,7 +120,7 @@ impl Directory {
     }
 
     /// Removes an app; its handle, for stopping it.
-    pub(super) fn remove(&self, id: &str) -> Option<AppHandle> {
+    pub(super) fn remove(&self, id: &str) -> Option<Arc<AppHandle>> {
         let mut maps = self.write();
         let handle = maps.by_id.remove(id)?;
         maps.by_key.remove(&handle.config.load().key);

@@ -136,18 +136,6 @@ pub struct ChannelCounts {
     pub users: usize,
 }
 
-/// Counts for the named channels (absent channels count zero).
-#[derive(Message)]
-#[rtype(result = "Vec<ChannelCounts>")]
-pub struct GetCounts(pub Vec<String>);
-
-/// Occupied channels whose name starts with the prefix.
-#[derive(Message)]
-#[rtype(result = "Vec<(String, ChannelCounts)>")]
-pub struct ListChannels {
-    pub prefix: Option<String>,
-}
-
 /// The cached event of a cache channel: `(data, seconds left)`.
 #[derive(Message)]
 #[rtype(result = "Option<(String, u64)>")]

@@ -61,7 +61,7 @@ struct SignedInUser {
 
 pub struct Session {
     socket_id: String,
-    app: AppHandle,
+    app: Arc<AppHandle>,
     outbox: Outbox,
     node: Arc<NodeState>,
     heartbeat: Heartbeat,
@@ -84,7 +84,7 @@ pub struct Session {
 impl Session {
     pub fn new(
         socket_id: String,
-        app: AppHandle,
+        app: Arc<AppHandle>,
         outbox: Outbox,
         node: Arc<NodeState>,
         heartbeat: Heartbeat,

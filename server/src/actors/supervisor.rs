@@ -8,7 +8,6 @@
 //! kept cluster-wide from here (see `crate::cluster`).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use actix::prelude::*;
@@ -19,10 +18,9 @@ use shared::{frames, ChannelName, Closing};
 use super::channel::{ChannelActor, ChannelStats};
 use super::messages::{
     Admitted, ChannelCounts, ChannelIdle, ClientEvent, CloseSession, ConfigChanged, Connect,
-    ConnectionCount, Disconnect, DrainAll, GetCache, GetCounts, GetUsers, Join, Leave,
-    ListChannels, Publish, PublishEvents, ReadCache, ReadUsers, Recorded, Remote, RemoteCount,
-    RemoteMember, Resync, ResyncChannel, SignedIn, StopChannel, StopSupervisor, Subscribe,
-    SubscribeError, TerminateUser, Unsubscribe,
+    ConnectionCount, Disconnect, DrainAll, GetCache, GetUsers, Join, Leave, Publish, PublishEvents,
+    ReadCache, ReadUsers, Recorded, Remote, RemoteCount, RemoteMember, Resync, ResyncChannel,
+    SignedIn, StopChannel, StopSupervisor, Subscribe, SubscribeError, TerminateUser, Unsubscribe,
 };
 use super::outbox::Outbox;
 use crate::apps::SharedConfig;
@@ -43,33 +41,58 @@ struct ChannelEntry {
     addr: Addr<ChannelActor>,
     /// Tells this actor's idle reports from those of an earlier actor of the same name.
     generation: u64,
-    stats: Arc<ChannelStats>,
     /// Joins and publishes sent to the actor; compared with what it reports as seen.
     sent: u64,
 }
 
-/// The names of the channels that have an actor on this node, readable without a message.
+/// The channels that have an actor on this node, with their counts, readable without a message.
 ///
-/// Only the supervisor writes it: a name goes in before the channel's first join is forwarded
-/// (so before any subscriber hears `subscription_succeeded`) and leaves when the actor is
-/// retired. REST handlers read it to skip the supervisor for events nobody here can receive.
+/// Only the supervisor writes the table: a name goes in before the channel's first join is
+/// forwarded (so before any subscriber hears `subscription_succeeded`) and leaves when the actor
+/// is retired. The counts beside each name are the channel actor's own [`ChannelStats`], which
+/// it updates before it queues a subscriber's `subscription_succeeded`. So REST handlers, on
+/// their own worker thread, skip the supervisor for events nobody here can receive and answer
+/// the channel reads (`GET /channels`, `GET /channels/{name}`, a trigger's `info`) without a
+/// cross-thread round trip, and a client that has seen `subscription_succeeded` is counted.
 #[derive(Clone, Default)]
-pub struct ChannelIndex(Arc<RwLock<HashSet<String>>>);
+pub struct ChannelIndex(Arc<RwLock<HashMap<String, Arc<ChannelStats>>>>);
 
 impl ChannelIndex {
-    pub fn contains(&self, name: &str) -> bool {
-        // The set is valid whatever a panicking writer left half done: names are whole.
-        self.0
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(name)
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<ChannelStats>>> {
+        // The table is valid whatever a panicking writer left half done: entries are whole.
+        self.0.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(super) fn insert(&self, name: &str) {
+    pub fn contains(&self, name: &str) -> bool {
+        self.read().contains_key(name)
+    }
+
+    /// The channel's counts here (zero when it has no actor).
+    pub fn counts(&self, name: &str) -> ChannelCounts {
+        self.read()
+            .get(name)
+            .map_or_else(ChannelCounts::default, |stats| stats.counts())
+    }
+
+    /// The occupied channels (one subscription or more) whose name starts with `prefix`, by
+    /// name.
+    pub fn occupied(&self, prefix: Option<&str>) -> Vec<(String, ChannelCounts)> {
+        let mut list: Vec<_> = self
+            .read()
+            .iter()
+            .filter(|(name, _)| prefix.is_none_or(|p| name.starts_with(p)))
+            .map(|(name, stats)| (name.clone(), stats.counts()))
+            .filter(|(_, counts)| counts.subscriptions > 0)
+            .collect();
+        list.sort_by(|a, b| a.0.cmp(&b.0));
+        list
+    }
+
+    pub(super) fn insert(&self, name: &str, stats: Arc<ChannelStats>) {
         self.0
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(name.to_owned());
+            .insert(name.to_owned(), stats);
     }
 
     pub(super) fn remove(&self, name: &str) {
@@ -81,7 +104,7 @@ impl ChannelIndex {
 
     /// How many channels have an actor.
     pub fn len(&self) -> usize {
-        self.0.read().unwrap_or_else(PoisonError::into_inner).len()
+        self.read().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -150,13 +173,12 @@ impl AppSupervisor {
             )
             .start();
             tracing::debug!(app_id = %self.app_id(), channel = name, "channel started");
-            self.index.insert(name);
+            self.index.insert(name, stats);
             self.channels.insert(
                 name.to_owned(),
                 ChannelEntry {
                     addr,
                     generation,
-                    stats,
                     sent: 0,
                 },
             );
@@ -174,15 +196,6 @@ impl AppSupervisor {
         let max = self.config.load().limits.max_channels;
         (max > 0 && !self.channels.contains_key(name) && self.channels.len() >= max as usize)
             .then_some(max)
-    }
-
-    fn counts(&self, name: &str) -> ChannelCounts {
-        self.channels
-            .get(name)
-            .map_or_else(ChannelCounts::default, |c| ChannelCounts {
-                subscriptions: c.stats.subscriptions.load(Ordering::Relaxed),
-                users: c.stats.users.load(Ordering::Relaxed),
-            })
     }
 
     /// Sends a frame to every socket signed in as the user, except one.
@@ -551,30 +564,6 @@ impl Handler<PublishEvents> for AppSupervisor {
                 entry.addr.do_send(publish);
             }
         }
-    }
-}
-
-impl Handler<GetCounts> for AppSupervisor {
-    type Result = Vec<ChannelCounts>;
-
-    fn handle(&mut self, msg: GetCounts, _: &mut Context<Self>) -> Self::Result {
-        msg.0.iter().map(|name| self.counts(name)).collect()
-    }
-}
-
-impl Handler<ListChannels> for AppSupervisor {
-    type Result = Vec<(String, ChannelCounts)>;
-
-    fn handle(&mut self, msg: ListChannels, _: &mut Context<Self>) -> Self::Result {
-        let mut list: Vec<_> = self
-            .channels
-            .keys()
-            .filter(|name| msg.prefix.as_deref().is_none_or(|p| name.starts_with(p)))
-            .map(|name| (name.clone(), self.counts(name)))
-            .filter(|(_, counts)| counts.subscriptions > 0)
-            .collect();
-        list.sort_by(|a, b| a.0.cmp(&b.0));
-        list
     }
 }
 
@@ -981,7 +970,6 @@ mod tests {
         };
         supervisor.send(stale).await.unwrap();
         assert!(index.contains("x"), "the live channel was retired");
-        let counts = supervisor.send(GetCounts(vec!["x".into()])).await.unwrap();
-        assert_eq!(counts[0].subscriptions, 1);
+        assert_eq!(index.counts("x").subscriptions, 1);
     }
 }

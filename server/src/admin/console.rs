@@ -17,7 +17,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::auth::Principal;
 use super::AdminState;
-use crate::actors::messages::{GetCounts, PublishEvents};
+use crate::actors::messages::PublishEvents;
 use crate::error::ApiError;
 use crate::events::{now_ms, Watcher};
 use crate::state::AppState;
@@ -171,11 +171,6 @@ pub async fn trigger(
         .send(PublishEvents(events))
         .await
         .map_err(|_| ApiError::internal())?;
-    let counts = app
-        .supervisor
-        .send(GetCounts(vec![channel]))
-        .await
-        .map_err(|_| ApiError::internal())?;
-    let subscription_count = counts.first().map_or(0, |c| c.subscriptions as u64);
+    let subscription_count = app.channels.counts(&channel).subscriptions as u64;
     Ok(HttpResponse::Ok().json(TriggerEventResult { subscription_count }))
 }

@@ -192,10 +192,11 @@ pub fn panel_event(
 pub fn tag_request(events: &mut [OutgoingEvent]) -> Arc<str> {
     // A v4 UUID from the thread's generator: `Uuid::new_v4` would make a getrandom syscall
     // on every request.
+    let mut text = uuid::Uuid::encode_buffer();
     let request_id: Arc<str> = uuid::Builder::from_random_bytes(rand::random())
         .into_uuid()
         .simple()
-        .to_string()
+        .encode_lower(&mut text)
         .into();
     for event in events {
         event.request_id = Some(request_id.clone());

@@ -22,7 +22,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::actors::directory::{AppHandle, Directory};
@@ -250,10 +250,11 @@ pub fn spawn_keeper(
 
 /// Reads the stored counts of this day and month for the apps whose counts were not read yet
 /// (blocking: a database call).
-pub fn load(db: &Db, apps: &[AppHandle]) -> Result<(), DbError> {
+pub fn load(db: &Db, apps: &[Arc<AppHandle>]) -> Result<(), DbError> {
     let now = crate::db::now_unix();
     let unseen: Vec<&AppHandle> = apps
         .iter()
+        .map(|a| &**a)
         .filter(|a| !a.metrics.usage.is_loaded())
         .collect();
     if unseen.is_empty() {
@@ -285,6 +286,7 @@ pub fn keep(db: &Db, directory: &Directory) {
     let batch: Vec<(&AppHandle, String, BTreeMap<Day, u64>)> = apps
         .iter()
         .map(|app| {
+            let app = &**app;
             let id = app.config.load().id.clone();
             (app, id, app.metrics.usage.take_unwritten(now))
         })

@@ -491,7 +491,8 @@ impl Webhooks {
                     }
                     other => {
                         stopping.extend(other);
-                        let running = producer::spawn(self.clone(), app_id.clone(), handle.events);
+                        let running =
+                            producer::spawn(self.clone(), app_id.clone(), handle.events.clone());
                         keep.insert(app_id, running);
                     }
                 }

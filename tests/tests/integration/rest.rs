@@ -171,6 +171,47 @@ async fn channel_listing_and_details() {
     assert_eq!(users.body, json!({"users": [{"id": "u1"}, {"id": "u2"}]}));
 }
 
+/// The channel reads answer from counts the channel stores before it confirms a subscription
+/// (on the worker serving the read, without asking the channel): whoever has been sent
+/// `subscription_succeeded` is counted by the very next read.
+#[actix_rt::test]
+async fn a_confirmed_subscription_is_counted_by_the_next_read() {
+    let server = TestServer::start().await;
+    let rest = server.rest();
+    let mut clients = Vec::new();
+    for n in 1..=8 {
+        let mut client = server.connect().await;
+        let confirmed = client.subscribe("counted").await;
+        assert_eq!(confirmed["event"], "pusher_internal:subscription_succeeded");
+        let read = rest
+            .get("/channels/counted", &[("info", "subscription_count")])
+            .await;
+        assert_eq!(
+            read.body,
+            json!({"occupied": true, "subscription_count": n})
+        );
+        let user = json!({"user_id": format!("u{n}")});
+        let (auth, cd) = server.auth_presence(&client.socket_id, "presence-counted", &user);
+        let confirmed = client
+            .subscribe_with(
+                json!({"channel": "presence-counted", "auth": auth, "channel_data": cd}),
+            )
+            .await;
+        assert_eq!(confirmed["event"], "pusher_internal:subscription_succeeded");
+        let read = rest
+            .get(
+                "/channels",
+                &[("filter_by_prefix", "presence-"), ("info", "user_count")],
+            )
+            .await;
+        assert_eq!(
+            read.body,
+            json!({"channels": {"presence-counted": {"user_count": n}}})
+        );
+        clients.push(client);
+    }
+}
+
 #[actix_rt::test]
 async fn signatures_are_verified() {
     let server = TestServer::start().await;
