@@ -37,9 +37,9 @@ fn socket_id() -> String {
 
 /// Whether the client speaks a protocol version this server does.
 fn check_protocol(req: &HttpRequest) -> Result<(), Closing> {
-    let query =
-        serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string()).unwrap_or_default();
-    let Some((_, protocol)) = query.iter().find(|(k, _)| k == "protocol") else {
+    let Some((_, protocol)) =
+        form_urlencoded::parse(req.query_string().as_bytes()).find(|(k, _)| k == "protocol")
+    else {
         return Ok(());
     };
     match protocol.parse::<u32>() {
