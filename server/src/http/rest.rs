@@ -4,6 +4,11 @@
 //! gets `X-RateLimit-Limit` (per second), `X-RateLimit-Remaining` and `X-RateLimit-Reset`
 //! (seconds until the full burst is available again).
 //!
+//! On a single node the channel reads (`GET /channels`, `GET /channels/{name}`, a trigger's
+//! `info`) answer from the app's channel index on the worker serving the request, without
+//! asking the supervisor (see `ChannelIndex`); a presence roster and a cached event are asked of
+//! the channel's actor.
+//!
 //! In cluster mode every event also goes to the other nodes, and the reads answer the
 //! cluster's figures (one Redis round trip, never waiting on other nodes); while the cluster
 //! is degraded they answer this node's own, with `X-Reverb-Pusher-Cluster: degraded`.
