@@ -54,7 +54,8 @@ type CachedRemote = Option<(String, String, Duration)>;
 const COUNT_THROTTLE_ABOVE: usize = 100;
 const COUNT_THROTTLE_EVERY: Duration = Duration::from_secs(5);
 
-/// Counters the supervisor reads without a message round trip.
+/// The channel's counts, written by its actor only and read without a message: by the REST
+/// handlers and the admin console on the HTTP workers, through the app's `ChannelIndex`.
 #[derive(Debug, Default)]
 pub struct ChannelStats {
     pub subscriptions: AtomicUsize,

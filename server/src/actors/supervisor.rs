@@ -52,8 +52,10 @@ struct ChannelEntry {
 /// is retired. The counts beside each name are the channel actor's own [`ChannelStats`], which
 /// it updates before it queues a subscriber's `subscription_succeeded`. So REST handlers, on
 /// their own worker thread, skip the supervisor for events nobody here can receive and answer
-/// the channel reads (`GET /channels`, `GET /channels/{name}`, a trigger's `info`) without a
-/// cross-thread round trip, and a client that has seen `subscription_succeeded` is counted.
+/// this node's channel reads (`GET /channels`, `GET /channels/{name}`, a trigger's `info`)
+/// without a cross-thread round trip, and a client that has seen `subscription_succeeded` is
+/// counted. (A healthy cluster answers those reads from Redis instead, where the counts arrive a
+/// few milliseconds later.) A stopped supervisor empties the table.
 #[derive(Clone, Default)]
 pub struct ChannelIndex(Arc<RwLock<HashMap<String, Arc<ChannelStats>>>>);
 
@@ -93,6 +95,13 @@ impl ChannelIndex {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(name.to_owned(), stats);
+    }
+
+    fn clear(&self) {
+        self.0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 
     pub(super) fn remove(&self, name: &str) {
@@ -283,6 +292,8 @@ impl Actor for AppSupervisor {
         for channel in self.channels.values() {
             channel.addr.do_send(StopChannel);
         }
+        // A REST read still holding the app's handle answers "no channels", not the last counts.
+        self.index.clear();
         tracing::info!(app_id = %self.app_id(), "app stopped");
     }
 }

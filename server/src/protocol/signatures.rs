@@ -18,12 +18,6 @@ pub fn sign(secret: &str, message: &str) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// Checks a hex signature in constant time.
-pub fn verify(secret: &str, message: &str, signature_hex: &str) -> bool {
-    decode_signature(signature_hex)
-        .is_some_and(|signature| mac_matches(secret, message, &signature))
-}
-
 /// A hex HMAC-SHA256 signature as bytes; `None` unless it is 64 hex digits.
 fn decode_signature(signature_hex: &str) -> Option<[u8; 32]> {
     decode_hex(signature_hex)
@@ -65,6 +59,7 @@ fn decode_hex<const N: usize>(digits: &str) -> Option<[u8; N]> {
     (invalid & INVALID == 0).then_some(out)
 }
 
+/// Whether `signature` is the HMAC-SHA256 of `message` under `secret`, compared in constant time.
 fn mac_matches(secret: &str, message: &str, signature: &[u8; 32]) -> bool {
     let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC accepts any key");
     mac.update(message.as_bytes());
