@@ -385,7 +385,6 @@ impl ChannelActor {
         self.subscribers
             .insert(socket_id, Subscriber { outbox, user_id });
         self.metrics.subscriptions.inc();
-        self.update_stats();
         if self.link().is_some() {
             self.schedule_count(ctx);
         } else {
@@ -422,20 +421,18 @@ impl ChannelActor {
 
     /// Queues a joiner's `subscription_succeeded`, counting it first: REST handlers read the
     /// counts on their own threads (see `ChannelIndex`), and a client that has the frame must
-    /// be among them. `joined` then stores the same counts again.
+    /// be among them. (`joined`, which follows, adds it to the table: the counts stay right.)
     fn send_succeeded(&self, outbox: &Outbox, frame: ByteString) {
-        self.stats
-            .subscriptions
-            .store(self.subscribers.len() + 1, Ordering::Relaxed);
-        let users = self.presence.as_ref().map_or(0, Presence::count);
-        self.stats.users.store(users, Ordering::Relaxed);
+        self.store_counts(1);
         outbox.send(frame);
     }
 
-    fn update_stats(&self) {
+    /// Stores the counts the REST handlers read: the subscribers in the table plus `joining`
+    /// not yet in it, and the presence members.
+    fn store_counts(&self, joining: usize) {
         self.stats
             .subscriptions
-            .store(self.subscribers.len(), Ordering::Relaxed);
+            .store(self.subscribers.len() + joining, Ordering::Relaxed);
         let users = self.presence.as_ref().map_or(0, Presence::count);
         self.stats.users.store(users, Ordering::Relaxed);
     }
@@ -640,7 +637,7 @@ impl Handler<Leave> for ChannelActor {
                     channel: self.name.clone(),
                 });
         }
-        self.update_stats();
+        self.store_counts(0);
         if link.is_some() {
             self.schedule_count(ctx);
         } else {

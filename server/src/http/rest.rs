@@ -212,7 +212,8 @@ fn query_pairs(query: &str) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
 }
 
 fn query_param(req: &HttpRequest, name: &str) -> Option<String> {
-    form_urlencoded::parse(req.query_string().as_bytes())
+    query_pairs(req.query_string())
+        .into_iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
 }

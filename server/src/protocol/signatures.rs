@@ -18,11 +18,6 @@ pub fn sign(secret: &str, message: &str) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// A hex HMAC-SHA256 signature as bytes; `None` unless it is 64 hex digits.
-fn decode_signature(signature_hex: &str) -> Option<[u8; 32]> {
-    decode_hex(signature_hex)
-}
-
 /// `N` bytes from `2 * N` hex digits of either case, or `None`.
 ///
 /// By table, without a branch per digit: `hex::decode_to_slice` branches on each digit's
@@ -88,7 +83,7 @@ pub fn verify_token(
     if key != app_key {
         return Err(TokenError::WrongKey);
     }
-    let signature = decode_signature(signature).ok_or(TokenError::BadSignature)?;
+    let signature = decode_hex::<32>(signature).ok_or(TokenError::BadSignature)?;
     if secrets
         .iter()
         .any(|secret| mac_matches(secret, message, &signature))
@@ -212,7 +207,7 @@ pub fn verify_request<K: AsRef<str>, V: AsRef<str>>(
         to_sign.push('=');
         to_sign.push_str(v);
     }
-    let signature = decode_signature(signature).ok_or(RequestAuthError::BadSignature)?;
+    let signature = decode_hex::<32>(signature).ok_or(RequestAuthError::BadSignature)?;
     if secrets
         .iter()
         .any(|secret| mac_matches(secret, &to_sign, &signature))
