@@ -4,6 +4,11 @@
 Each scenario run on both servers with the same arguments gives one row per figure: ours,
 sockudo's, and the ratio ours / sockudo (below 1 is better for costs and latencies, above 1
 for throughput). Runs of ours alone are not shown here.
+
+Where the same arguments also ran against the load tool's bare WebSocket server ("bare",
+`ws-floor`), a second table sets each server's CPU figure against the bare server's: bare /
+sockudo is the lowest ratio to sockudo that any server doing the same socket work could show
+on this machine.
 """
 
 import json
@@ -75,6 +80,23 @@ def main(path):
             ratio = per(value, other.get(name)) if isinstance(value, (int, float)) else None
             ratio_text = f"{ratio:.2f}x" if ratio is not None else "–"
             print(f"| `{args}` | {name} | {fmt(value, unit)} | {fmt(other.get(name), unit)} | {ratio_text} |")
+    bare = {r["args"]: r for r in runs if r.get("server") == "bare" and "args" in r}
+    floored = [a for a in both if a in bare]
+    if not floored:
+        return
+    print()
+    print("| scenario | figure | bare server | ours | sockudo | bare / sockudo | ours / bare |")
+    print("|---|---|---|---|---|---|---|")
+    for args in floored:
+        values = [dict((name, value) for name, value, _, _ in figures(run[args])) for run in (bare, ours, theirs)]
+        for name, _, unit, _ in figures(bare[args]):
+            if not name.startswith("server CPU"):
+                continue
+            floor, mine, other = (v.get(name) for v in values)
+            cells = [fmt(v, unit) for v in (floor, mine, other)]
+            ratios = [per(floor, other), per(mine, floor)]
+            ratio_cells = [f"{r:.2f}x" if r is not None else "–" for r in ratios]
+            print(f"| `{args}` | {name} | " + " | ".join(cells + ratio_cells) + " |")
 
 
 if __name__ == "__main__":

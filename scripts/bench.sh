@@ -8,7 +8,9 @@
 # sockudo 5.2, when it is installed (`cargo install sockudo --version 5.2.0 --locked`, which
 # needs Debian's protobuf-compiler), in the same sitting: one server at a time, a fresh process
 # per scenario, one app, local adapter, rate limiter off, RUST_LOG=warn. The last lines are a
-# table of both servers' figures and their ratio (also in target/bench/compare.md).
+# table of both servers' figures and their ratio (also in target/bench/compare.md). The
+# connections and churn scenarios also run against the load tool's bare WebSocket server
+# (`ws-floor`), whose CPU figures are the floor any server pays on the machine at hand.
 #
 #   scripts/bench.sh            # the full budget runs (about 15 minutes of load with sockudo)
 #   QUICK=1 scripts/bench.sh    # small numbers, to check the set-up
@@ -89,12 +91,27 @@ run_on() {
   shift
   echo "== $who: $*" >&2
   "$BENCH" --url "$URL" --server-pid "$PID" --source-addresses 16 "$@" | tee "$WORK/run.out" >&2
-  tail -1 "$WORK/run.out" | WHO="$who" ARGS="$*" python3 -c '
+  record "$who" "$*"
+}
+
+# The last JSON line of the run just made goes to results.jsonl with the server's name and the
+# scenario's arguments.
+record() {
+  tail -1 "$WORK/run.out" | WHO="$1" ARGS="$2" python3 -c '
 import json, os, sys
 line = json.loads(sys.stdin.read())
 line["server"] = os.environ["WHO"]
 line["args"] = os.environ["ARGS"]
 print(json.dumps(line))' >> "$OUT/results.jsonl"
+}
+
+# The same scenario against the load tool's bare WebSocket server (`ws-floor`: upgrade,
+# subscribe, pings and close, nothing else), labelled "bare": the floor under both servers.
+bare() {
+  echo "== bare: $*" >&2
+  "$BENCH" --source-addresses 16 ws-floor --activity-timeout "$REVERB_PUSHER_ACTIVITY_TIMEOUT_SECS" "$@" |
+    tee "$WORK/run.out" >&2
+  record bare "$*"
 }
 
 # Ours only (scenarios that use our admin API or CLI, or no server).
@@ -149,6 +166,8 @@ if [ -n "${QUICK:-}" ]; then
   compare fanout --subscribers 1000 --channels 10 --publishers 4 --rate 0 --duration 3
   compare http --concurrency 32 --duration 3
   compare churn --rate 200 --duration 3
+  bare connections --connections 1000 --rate 2000 --hold 2
+  bare churn --rate 200 --duration 3
   run webhooks --connections 20 --duration 3
   run http-floor --concurrency 32 --duration 3
   run floor --connections 1000 --writers 2 --rate 5 --duration 3
@@ -162,6 +181,12 @@ else
   compare http --concurrency 32 --duration 20
   compare http --concurrency 32 --duration 20 --mix-get-channels
   compare churn --rate 500 --duration 30
+  # Setup alone (connect + subscribe, no idle time), then setup and churn against the bare
+  # server: what the kernel and a minimal event loop cost for the same work.
+  compare connections --connections 19000 --rate 2000 --channels 1 --hold 1
+  bare connections --connections 19000 --rate 2000 --channels 1 --hold 60
+  bare connections --connections 19000 --rate 2000 --channels 1 --hold 1
+  bare churn --rate 500 --duration 30
   run webhooks --connections 50 --duration 20
   run http-floor --concurrency 32 --duration 20
   # The same deliveries without a server: the kernel's floor on this machine (both ends of each

@@ -6,7 +6,8 @@
 //! trigger throughput and latency), `churn` (connect/subscribe/unsubscribe/disconnect cycles,
 //! RSS drift). Each prints a human summary and one JSON line. Give `--server-pid` to have the
 //! server's RSS and CPU time read from `/proc` before and after. `webhooks` (webhook events per
-//! second through a receiver built into the tool) lives in [`webhooks`].
+//! second through a receiver built into the tool) lives in [`webhooks`]; the floors (`floor`,
+//! `http-floor`, `ws-floor`: the same work without a Pusher server) in [`floor`].
 
 use std::cell::{Cell, RefCell};
 use std::net::{IpAddr, Ipv4Addr};
@@ -15,17 +16,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_codec::Encoder;
 use awc::ws::{Codec, Frame, Message};
 use awc::BoxedSocket;
 use clap::{Args, Parser, Subcommand};
 use futures_util::{SinkExt, StreamExt};
 use reverb_pusher_bench::{
-    bench_send_time, cpu_micros, now_nanos, rss_bytes, signed_query, thread_cpu_micros, Latencies,
-    Percentiles,
+    bench_send_time, cpu_micros, now_nanos, rss_bytes, signed_query, Latencies, Percentiles,
 };
 use serde_json::{json, Value};
 
+mod floor;
 mod webhooks;
 
 type Socket = actix_codec::Framed<BoxedSocket, Codec>;
@@ -76,22 +76,7 @@ struct Target {
 #[derive(Subcommand)]
 enum Scenario {
     /// Open N connections at a bounded rate, each subscribed to K channels, and hold them.
-    Connections {
-        #[arg(long, default_value_t = 1000)]
-        connections: u32,
-        /// Connections opened per second.
-        #[arg(long, default_value_t = 2000)]
-        rate: u32,
-        /// Channels each connection subscribes to.
-        #[arg(long, default_value_t = 1)]
-        channels: u32,
-        /// Distinct channel names the subscriptions spread over.
-        #[arg(long, default_value_t = 100)]
-        channel_pool: u32,
-        /// Seconds to hold the connections open (pings answered).
-        #[arg(long, default_value_t = 10)]
-        hold: u64,
-    },
+    Connections(ConnectionsArgs),
     /// N subscribers on C channels; P publishers trigger through the REST API.
     Fanout {
         #[arg(long, default_value_t = 1000)]
@@ -161,6 +146,27 @@ enum Scenario {
         #[arg(long)]
         port: u16,
     },
+    /// `connections` or `churn`, unchanged, against a bare WebSocket server that the tool
+    /// starts as a second copy of itself: it answers the upgrade with
+    /// `pusher:connection_established`, each subscribe with `subscription_succeeded`, pings idle
+    /// connections and closes when the client does, and does nothing else (no channels, no
+    /// apps). What the kernel and a minimal event loop cost per connection or cycle.
+    WsFloor {
+        /// Seconds of silence before the bare server pings a connection (the servers' activity
+        /// timeout).
+        #[arg(long, default_value_t = 15)]
+        activity_timeout: u64,
+        #[command(subcommand)]
+        scenario: FloorScenario,
+    },
+    /// The bare server that `ws-floor` starts.
+    #[command(hide = true)]
+    WsFloorServer {
+        #[arg(long)]
+        port: u16,
+        #[arg(long, default_value_t = 15)]
+        activity_timeout: u64,
+    },
     /// One app floods the server (REST triggers as fast as they are answered, connections
     /// opened and dropped as fast as they are accepted or refused) while the target app's
     /// fan-out latency is measured; the same fan-out is measured quiet first. Give the flooding
@@ -192,13 +198,43 @@ enum Scenario {
     /// into the tool (needs an admin API token).
     Webhooks(webhooks::Options),
     /// Connect, subscribe, unsubscribe and disconnect at a rate; RSS drift per cycle.
-    Churn {
-        /// Cycles started per second.
-        #[arg(long, default_value_t = 500)]
-        rate: u32,
-        #[arg(long, default_value_t = 30)]
-        duration: u64,
-    },
+    Churn(ChurnArgs),
+}
+
+#[derive(Args, Clone, Copy)]
+struct ConnectionsArgs {
+    #[arg(long, default_value_t = 1000)]
+    connections: u32,
+    /// Connections opened per second.
+    #[arg(long, default_value_t = 2000)]
+    rate: u32,
+    /// Channels each connection subscribes to.
+    #[arg(long, default_value_t = 1)]
+    channels: u32,
+    /// Distinct channel names the subscriptions spread over.
+    #[arg(long, default_value_t = 100)]
+    channel_pool: u32,
+    /// Seconds to hold the connections open (pings answered).
+    #[arg(long, default_value_t = 10)]
+    hold: u64,
+}
+
+#[derive(Args, Clone, Copy)]
+struct ChurnArgs {
+    /// Cycles started per second.
+    #[arg(long, default_value_t = 500)]
+    rate: u32,
+    #[arg(long, default_value_t = 30)]
+    duration: u64,
+}
+
+/// The scenarios `ws-floor` runs against its bare server.
+#[derive(Subcommand)]
+enum FloorScenario {
+    /// `connections` against the bare server.
+    Connections(ConnectionsArgs),
+    /// `churn` against the bare server.
+    Churn(ChurnArgs),
 }
 
 /// Longest wait for any one step (connect, subscribe, response).
@@ -544,15 +580,14 @@ async fn open_many(
     (opened.get(), failed.get())
 }
 
-async fn connections(
-    target: &Target,
-    server: &Server,
-    n: u32,
-    rate: u32,
-    per_conn: u32,
-    pool_size: u32,
-    hold_secs: u64,
-) -> Value {
+async fn connections(target: &Target, server: &Server, args: ConnectionsArgs) -> Value {
+    let ConnectionsArgs {
+        connections: n,
+        rate,
+        channels: per_conn,
+        channel_pool: pool_size,
+        hold: hold_secs,
+    } = args;
     let pool = Rc::new(Pool::new(target.source_addresses));
     let before = server.usage();
     let held = Rc::new(Held::default());
@@ -949,295 +984,8 @@ async fn http(
     })
 }
 
-/// What one writer thread of the `floor` scenario did.
-struct Written {
-    writes: u64,
-    errors: u64,
-    cpu_us: Option<u64>,
-    /// Kept open until the report is printed: closing them would count as dropped connections.
-    _streams: Vec<std::net::TcpStream>,
-}
-
-/// Writes one frame to each stream per round until `stop`; `gap` between rounds (None: no pause).
-fn write_rounds(
-    streams: Vec<std::net::TcpStream>,
-    payload: usize,
-    gap: Option<Duration>,
-    stop: Instant,
-) -> Written {
-    use std::io::Write;
-    let mut codec = Codec::new();
-    let cpu_before = thread_cpu_micros();
-    let (mut writes, mut errors) = (0u64, 0u64);
-    let mut next = Instant::now();
-    let mut alive = vec![true; streams.len()];
-    while Instant::now() < stop {
-        if let Some(gap) = gap {
-            std::thread::sleep(next.saturating_duration_since(Instant::now()));
-            next += gap;
-        }
-        // Exactly the bytes a Pusher server sends for a REST-triggered event.
-        let event = json!({"event": "bench", "channel": "floor", "data": bench_data(payload)});
-        let mut frame = bytes::BytesMut::new();
-        if codec
-            .encode(Message::Text(event.to_string().into()), &mut frame)
-            .is_err()
-        {
-            errors += 1;
-            continue;
-        }
-        for (stream, alive) in streams.iter().zip(alive.iter_mut()) {
-            if !*alive {
-                continue;
-            }
-            if (&*stream).write_all(&frame).is_ok() {
-                writes += 1;
-            } else {
-                *alive = false;
-                errors += 1;
-            }
-        }
-    }
-    let cpu_after = thread_cpu_micros();
-    Written {
-        writes,
-        errors,
-        cpu_us: cpu_after.zip(cpu_before).map(|(a, b)| a.saturating_sub(b)),
-        _streams: streams,
-    }
-}
-
-/// Accepts `n` connections, or as many as arrive before `deadline`.
-fn accept_many(
-    listener: &std::net::TcpListener,
-    n: usize,
-    deadline: Instant,
-) -> std::io::Result<Vec<std::net::TcpStream>> {
-    listener.set_nonblocking(true)?;
-    let mut streams = Vec::with_capacity(n);
-    while streams.len() < n && Instant::now() < deadline {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                stream.set_nonblocking(false)?;
-                streams.push(stream);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(streams)
-}
-
-async fn floor(
-    target: &Target,
-    connections: u32,
-    writers: u32,
-    rate: u32,
-    duration: u64,
-    payload: usize,
-    connect_rate: u32,
-) -> Value {
-    // Both ends of every connection live in this process.
-    if let Ok((limit, _)) = rlimit::Resource::NOFILE.get() {
-        let most = limit.saturating_sub(64) / 2;
-        if u64::from(connections) > most {
-            return json!({"scenario": "floor", "error": format!(
-                "both ends of each connection are in this process: at most {most} connections \
-                 with an open-file limit of {limit}"
-            )});
-        }
-    }
-    let listener = match std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)) {
-        Ok(listener) => listener,
-        Err(e) => return json!({"scenario": "floor", "error": e.to_string()}),
-    };
-    let Ok(address) = listener.local_addr() else {
-        return json!({"scenario": "floor", "error": "no local address"});
-    };
-    let n = connections as usize;
-    let connect_secs = f64::from(connections) / f64::from(connect_rate.max(1));
-    let accept_deadline = Instant::now() + Duration::from_secs_f64(connect_secs) + STEP_TIMEOUT;
-    let acceptor = std::thread::spawn(move || accept_many(&listener, n, accept_deadline));
-
-    let held = Rc::new(Held::default());
-    let opened = Rc::new(Cell::new(0u64));
-    let failed = Rc::new(Cell::new(0u64));
-    let sources = target.source_addresses.max(1);
-    let mut ticker = tokio::time::interval(Duration::from_secs_f64(
-        1.0 / f64::from(connect_rate.max(1)),
-    ));
-    for i in 0..connections {
-        ticker.tick().await;
-        let (held, opened, failed) = (held.clone(), opened.clone(), failed.clone());
-        let source = Ipv4Addr::new(127, 0, 0, (i % u32::from(sources)) as u8 + 1);
-        actix_rt::spawn(async move {
-            let stream = async {
-                let socket = tokio::net::TcpSocket::new_v4()?;
-                socket.bind((source, 0).into())?;
-                socket.connect(address).await
-            }
-            .await;
-            match stream {
-                Ok(stream) => {
-                    opened.set(opened.get() + 1);
-                    let io: BoxedSocket = Box::new(stream);
-                    let socket = Socket::new(io, Codec::new().client_mode());
-                    hold(socket, held, Instant::now() + Duration::from_secs(3600)).await;
-                }
-                Err(e) => {
-                    if failed.get() < 3 {
-                        eprintln!("connection {i} failed: {e}");
-                    }
-                    failed.set(failed.get() + 1);
-                }
-            }
-        });
-    }
-    while !acceptor.is_finished() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let streams = match acceptor.join() {
-        Ok(Ok(streams)) => streams,
-        Ok(Err(e)) => return json!({"scenario": "floor", "error": e.to_string()}),
-        Err(_) => return json!({"scenario": "floor", "error": "the accepting thread failed"}),
-    };
-    let accepted = streams.len() as u64;
-    println!(
-        "{accepted} loopback connections ({} failed); {writers} writer threads for {duration}s",
-        failed.get()
-    );
-
-    let writers = writers.clamp(1, connections.max(1)) as usize;
-    let mut shares: Vec<Vec<std::net::TcpStream>> = (0..writers).map(|_| Vec::new()).collect();
-    for (i, stream) in streams.into_iter().enumerate() {
-        shares[i % writers].push(stream);
-    }
-    let gap = (rate > 0).then(|| Duration::from_secs_f64(1.0 / f64::from(rate)));
-    let process_before = cpu_micros(std::process::id());
-    let started = Instant::now();
-    let stop = started + Duration::from_secs(duration);
-    let threads: Vec<_> = shares
-        .into_iter()
-        .map(|share| std::thread::spawn(move || write_rounds(share, payload, gap, stop)))
-        .collect();
-    while !threads.iter().all(std::thread::JoinHandle::is_finished) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let written: Vec<Written> = threads.into_iter().filter_map(|t| t.join().ok()).collect();
-    let writes: u64 = written.iter().map(|w| w.writes).sum();
-    let errors: u64 = written.iter().map(|w| w.errors).sum();
-    let drain_until = Instant::now() + DRAIN;
-    while held.delivered.get() < writes && Instant::now() < drain_until {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let secs = duration as f64;
-    let process_cpu = delta(cpu_micros(std::process::id()), process_before);
-    let writer_cpu: Option<u64> = written.iter().map(|w| w.cpu_us).sum();
-    let per_write = writer_cpu.map(|c| {
-        if writes > 0 {
-            c as f64 / writes as f64
-        } else {
-            0.0
-        }
-    });
-    let delivered = held.delivered.get();
-    let p = held.latencies.borrow().percentiles();
-    println!(
-        "{writes} writes ({errors} errors), delivered {delivered} ({:.0} deliveries/s), dropped {}",
-        delivered as f64 / secs,
-        held.dropped.get()
-    );
-    print_percentiles("delivery latency", &p);
-    if let Some(c) = per_write {
-        println!("writer CPU: {c:.2} us per write (the floor of one delivery)");
-    }
-    let result = json!({
-        "scenario": "floor", "connections": connections, "accepted": accepted,
-        "failed": failed.get(), "writers": writers, "rate": rate, "payload_bytes": payload,
-        "duration_secs": duration, "writes": writes, "write_errors": errors,
-        "delivered": delivered, "dropped": held.dropped.get(),
-        "deliveries_per_sec": delivered as f64 / secs, "latency": percentiles_json(&p),
-        "writer_cpu_us": writer_cpu, "writer_cpu_us_per_write": per_write,
-        "process_cpu_us": process_cpu,
-    });
-    drop(written);
-    result
-}
-
-/// The bare server's one route. The body is read in full (the extractor buffers it), as a real
-/// trigger's would be.
-async fn floor_event(_body: actix_web::web::Bytes) -> actix_web::HttpResponse {
-    actix_web::HttpResponse::Ok()
-        .content_type("application/json")
-        .body("{}")
-}
-
-/// The bare HTTP server of `http-floor`: what actix-web and the kernel cost per request.
-async fn floor_server(port: u16) -> Value {
-    // `http-floor` holds this process's stdin open: when it ends, however it ends, so does this.
-    std::thread::spawn(|| {
-        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
-        std::process::exit(0);
-    });
-    let server = actix_web::HttpServer::new(|| {
-        actix_web::App::new().route(
-            "/apps/{app_id}/events",
-            actix_web::web::post().to(floor_event),
-        )
-    })
-    .workers(2)
-    .bind((Ipv4Addr::LOCALHOST, port));
-    match server {
-        Ok(server) => match server.run().await {
-            Ok(()) => json!({"scenario": "floor-server", "port": port}),
-            Err(e) => json!({"scenario": "floor-server", "error": e.to_string()}),
-        },
-        Err(e) => json!({"scenario": "floor-server", "error": e.to_string()}),
-    }
-}
-
-async fn http_floor(target: &Target, concurrency: u32, duration: u64) -> Value {
-    let started = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|listener| listener.local_addr())
-        .and_then(|address| {
-            let child = std::process::Command::new(std::env::current_exe()?)
-                .args(["floor-server", "--port", &address.port().to_string()])
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::null())
-                .spawn()?;
-            Ok((address.port(), child))
-        });
-    let (port, mut child) = match started {
-        Ok(started) => started,
-        Err(e) => return json!({"scenario": "http-floor", "error": e.to_string()}),
-    };
-    let deadline = Instant::now() + STEP_TIMEOUT;
-    while std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return json!({"scenario": "http-floor", "error": "the bare server did not start"});
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let mut bare = target.clone();
-    bare.url = format!("http://127.0.0.1:{port}");
-    if bare.app_id.is_empty() {
-        bare.app_id = "floor".into();
-    }
-    let server = Server {
-        pids: vec![child.id()],
-    };
-    let mut result = http(&bare, &server, concurrency, duration, false).await;
-    let _ = child.kill();
-    let _ = child.wait();
-    result["scenario"] = "http-floor".into();
-    result
-}
-
-async fn churn(target: &Target, server: &Server, rate: u32, duration: u64) -> Value {
+async fn churn(target: &Target, server: &Server, args: ChurnArgs) -> Value {
+    let ChurnArgs { rate, duration } = args;
     let pool = Rc::new(Pool::new(target.source_addresses));
     let url = ws_url(target);
     let cycles = Rc::new(Cell::new(0u64));
@@ -1341,7 +1089,11 @@ fn main() {
     let cli = Cli::parse();
     let needs_app = !matches!(
         cli.scenario,
-        Scenario::Floor { .. } | Scenario::HttpFloor { .. } | Scenario::FloorServer { .. }
+        Scenario::Floor { .. }
+            | Scenario::HttpFloor { .. }
+            | Scenario::FloorServer { .. }
+            | Scenario::WsFloor { .. }
+            | Scenario::WsFloorServer { .. }
     );
     if cli.target.key.is_empty() && needs_app {
         eprintln!("error: give the app's key (--key or PUSHER_APP_KEY), and --app-id/--secret for REST scenarios");
@@ -1357,13 +1109,7 @@ fn main() {
     let target = cli.target.clone();
     let result = actix_rt::System::new().block_on(async move {
         match cli.scenario {
-            Scenario::Connections {
-                connections: n,
-                rate,
-                channels,
-                channel_pool,
-                hold,
-            } => connections(&target, &server, n, rate, channels, channel_pool, hold).await,
+            Scenario::Connections(args) => connections(&target, &server, args).await,
             Scenario::Fanout {
                 subscribers,
                 channels,
@@ -1399,7 +1145,7 @@ fn main() {
                 payload,
                 connect_rate,
             } => {
-                floor(
+                floor::floor(
                     &target,
                     connections,
                     writers,
@@ -1413,9 +1159,17 @@ fn main() {
             Scenario::HttpFloor {
                 concurrency,
                 duration,
-            } => http_floor(&target, concurrency, duration).await,
-            Scenario::FloorServer { port } => floor_server(port).await,
-            Scenario::Churn { rate, duration } => churn(&target, &server, rate, duration).await,
+            } => floor::http_floor(&target, concurrency, duration).await,
+            Scenario::FloorServer { port } => floor::floor_server(port).await,
+            Scenario::WsFloor {
+                activity_timeout,
+                scenario,
+            } => floor::ws_floor(&target, scenario, activity_timeout).await,
+            Scenario::WsFloorServer {
+                port,
+                activity_timeout,
+            } => floor::ws_floor_server(port, activity_timeout).await,
+            Scenario::Churn(args) => churn(&target, &server, args).await,
             Scenario::Webhooks(options) => webhooks::run(&target, &server, options).await,
             Scenario::Abuse {
                 abuser_app_id,

@@ -211,6 +211,70 @@ async fn the_http_floor_scenario_measures_a_bare_server() {
     assert!(run["server_cpu_us_per_request"].is_number(), "{run}");
 }
 
+/// Runs the bench binary without a server and returns its JSON line.
+async fn bench_alone(args: &[&str]) -> Value {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_reverb-pusher-bench"));
+    command.args(args);
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}
+
+/// `ws-floor` runs the unchanged `connections` and `churn` scenarios against its own bare
+/// WebSocket server: every connection is established and subscribed, idle ones are pinged and
+/// answer, and every cycle completes, with the bare server's CPU time read from `/proc`.
+#[actix_rt::test]
+async fn the_ws_floor_scenarios_run_against_a_bare_server() {
+    let run = bench_alone(&[
+        "--source-addresses",
+        "2",
+        "ws-floor",
+        "--activity-timeout",
+        "1",
+        "connections",
+        "--connections",
+        "100",
+        "--rate",
+        "1000",
+        "--hold",
+        "2",
+    ])
+    .await;
+    assert_eq!(
+        (run["floor"].as_str(), run["scenario"].as_str()),
+        (Some("ws-floor"), Some("connections")),
+        "{run}"
+    );
+    assert_eq!(
+        (
+            run["opened"].as_u64(),
+            run["failed"].as_u64(),
+            run["dropped"].as_u64()
+        ),
+        (Some(100), Some(0), Some(0)),
+        "{run}"
+    );
+    assert!(
+        run["pings_answered"].as_u64().unwrap() >= 100,
+        "every idle connection was pinged: {run}"
+    );
+    assert!(run["server_cpu_us"].is_number(), "{run}");
+
+    let run = bench_alone(&["ws-floor", "churn", "--rate", "50", "--duration", "1"]).await;
+    assert_eq!(run["floor"], "ws-floor", "{run}");
+    assert!(run["cycles"].as_u64().unwrap() >= 40, "{run}");
+    assert_eq!(run["failed"], 0, "{run}");
+    assert!(run["server_cpu_us"].is_number(), "{run}");
+}
+
 #[actix_rt::test]
 async fn wrong_credentials_are_reported_not_hidden() {
     let server = TestServer::start().await;

@@ -70,7 +70,8 @@ struct State {
     /// Live [`Outbox`] handles; the body ends when the last one goes.
     senders: usize,
     overflowed: bool,
-    /// The connection has ended (the body was dropped); pushes are refused.
+    /// The connection has ended (its session stopped, or the body was dropped); pushes are
+    /// refused, and the body ends once what was queued before has gone out.
     gone: bool,
     /// The app's statistics counter of bytes queued to its sockets, once the app is known.
     /// Counted at the push, under the lock already held: a broadcast's pushes all run on the
@@ -153,6 +154,23 @@ impl Outbox {
     /// for it: see [`super::wakeup`]. Without one, every push wakes it directly.
     pub fn wake_through(&self, hub: Arc<Hub>) {
         self.shared.lock().hub = Some(hub);
+    }
+
+    /// Ends the connection from its own thread: the session calls this when it stops.
+    /// Pushes are refused from now on, and the body ends as soon as what is already queued (a
+    /// close frame, say) has been written. Until this existed the body ended only when the
+    /// last handle went, which is the channel's, dropped on the app's thread after the
+    /// session's disconnect had gone round through the supervisor: the socket closed one
+    /// round trip later, and that drop woke this connection's worker once more.
+    pub fn end(&self) {
+        let waker = {
+            let mut state = self.shared.lock();
+            state.gone = true;
+            state.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 
     /// Queues any outbound item without waiting.
@@ -329,7 +347,7 @@ impl MessageBody for OutboxBody {
             return Poll::Ready(Some(Ok(buf.freeze())));
         }
         if state.queue.is_empty() {
-            if state.senders == 0 {
+            if state.senders == 0 || state.gone {
                 *finished = true;
                 return Poll::Ready(None);
             }
@@ -501,6 +519,31 @@ mod tests {
         }
         assert_eq!(chunks, 3);
         assert_eq!(outbox.shared.lock().queued_bytes, 0);
+    }
+
+    /// The session's stop ends the body while the app's thread still holds its handles: what
+    /// was queued before (a close frame) goes out, nothing pushed after it does, and a body
+    /// already waiting is woken to end.
+    #[actix_web::test]
+    async fn a_stopped_session_ends_the_body_while_other_handles_live() {
+        let (outbox, mut body) = queue(8);
+        let channel = outbox.clone();
+        outbox.push(Outbound::Close(4009, "bye".into()));
+        outbox.end();
+        assert!(!channel.send("late".into()));
+        assert_eq!(next(&mut body).await.unwrap()[0], 0x88);
+        assert!(next(&mut body).await.is_none());
+
+        let (outbox, mut body) = queue(8);
+        let channel = outbox.clone();
+        let reader = actix_web::rt::spawn(async move { next(&mut body).await });
+        actix_web::rt::task::yield_now().await;
+        outbox.end();
+        let ended = actix_web::rt::time::timeout(std::time::Duration::from_secs(5), reader)
+            .await
+            .expect("the waiting body was woken");
+        assert!(ended.unwrap().is_none());
+        drop(channel);
     }
 
     #[actix_web::test]

@@ -612,6 +612,8 @@ impl Actor for Session {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        // The socket closes now, from this thread, once a close frame already queued is out.
+        self.outbox.end();
         self.node.connections.fetch_sub(1, Ordering::Relaxed);
         if self.registered {
             self.app.supervisor.do_send(Disconnect {
