@@ -6,9 +6,9 @@ sockudo's, and the ratio ours / sockudo (below 1 is better for costs and latenci
 for throughput). Runs of ours alone are not shown here.
 
 Where the same arguments also ran against the load tool's bare WebSocket server ("bare",
-`ws-floor`), a second table sets each server's CPU figure against the bare server's: bare /
-sockudo is the lowest ratio to sockudo that any server doing the same socket work could show
-on this machine.
+`ws-floor`), a second table sets each server's CPU figure against the bare server's (shown
+without sockudo too): bare / sockudo is the ratio to sockudo of a minimal server doing the same
+socket work on this machine, an example of what is reachable, not a bound.
 """
 
 import json
@@ -68,11 +68,11 @@ def main(path):
     ours = {r["args"]: r for r in runs if r.get("server") == "ours" and "args" in r}
     theirs = {r["args"]: r for r in runs if r.get("server") == "sockudo" and "args" in r}
     both = [a for a in ours if a in theirs]
-    if not both:
+    if both:
+        print("| scenario | figure | ours | sockudo | ours / sockudo |")
+        print("|---|---|---|---|---|")
+    else:
         print("(no scenario ran on both servers)")
-        return
-    print("| scenario | figure | ours | sockudo | ours / sockudo |")
-    print("|---|---|---|---|---|")
     for args in both:
         mine = figures(ours[args])
         other = dict((name, value) for name, value, _, _ in figures(theirs[args]))
@@ -81,14 +81,18 @@ def main(path):
             ratio_text = f"{ratio:.2f}x" if ratio is not None else "–"
             print(f"| `{args}` | {name} | {fmt(value, unit)} | {fmt(other.get(name), unit)} | {ratio_text} |")
     bare = {r["args"]: r for r in runs if r.get("server") == "bare" and "args" in r}
-    floored = [a for a in both if a in bare]
+    floored = [a for a in ours if a in bare]
     if not floored:
         return
     print()
     print("| scenario | figure | bare server | ours | sockudo | bare / sockudo | ours / bare |")
     print("|---|---|---|---|---|---|---|")
     for args in floored:
-        values = [dict((name, value) for name, value, _, _ in figures(run[args])) for run in (bare, ours, theirs)]
+        if "error" in bare[args]:
+            print(f"| `{args}` | the bare server's run failed: {bare[args]['error']} | | | | | |")
+            continue
+        runs_of = (bare, ours, theirs)
+        values = [dict((name, value) for name, value, _, _ in figures(run[args])) if args in run else {} for run in runs_of]
         for name, _, unit, _ in figures(bare[args]):
             if not name.startswith("server CPU"):
                 continue
@@ -97,7 +101,6 @@ def main(path):
             ratios = [per(floor, other), per(mine, floor)]
             ratio_cells = [f"{r:.2f}x" if r is not None else "–" for r in ratios]
             print(f"| `{args}` | {name} | " + " | ".join(cells + ratio_cells) + " |")
-
 
 if __name__ == "__main__":
     main(sys.argv[1] if len(sys.argv) > 1 else "target/bench/results.jsonl")

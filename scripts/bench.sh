@@ -10,9 +10,10 @@
 # per scenario, one app, local adapter, rate limiter off, RUST_LOG=warn. The last lines are a
 # table of both servers' figures and their ratio (also in target/bench/compare.md). The
 # connections and churn scenarios also run against the load tool's bare WebSocket server
-# (`ws-floor`), whose CPU figures are the floor any server pays on the machine at hand.
+# (`ws-floor`), whose CPU figures are what a minimal server pays for that socket work on the
+# machine at hand.
 #
-#   scripts/bench.sh            # the full budget runs (about 15 minutes of load with sockudo)
+#   scripts/bench.sh            # the full budget runs (about 18 minutes of load with sockudo)
 #   QUICK=1 scripts/bench.sh    # small numbers, to check the set-up
 #   SOCKUDO=/path/to/sockudo    # where sockudo is (default: on PATH, or ~/.cargo/bin)
 #   SOCKUDO=none                # ours alone

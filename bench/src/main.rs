@@ -111,8 +111,8 @@ enum Scenario {
     /// TCP connections to itself and W writer threads write the same WebSocket frame a Pusher
     /// server would send to each of them, one blocking `write` per connection per round, while
     /// the same receivers as `fanout` read them. Reports the writers' CPU time per write and
-    /// the delivery latency: what any server that writes each delivery to its own socket pays
-    /// at least on this machine.
+    /// the delivery latency: what a server that makes one blocking write per delivery pays on
+    /// this machine (one writing from an event loop can pay a little less).
     Floor {
         #[arg(long, default_value_t = 1000)]
         connections: u32,

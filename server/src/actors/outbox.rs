@@ -158,10 +158,11 @@ impl Outbox {
 
     /// Ends the connection from its own thread: the session calls this when it stops.
     /// Pushes are refused from now on, and the body ends as soon as what is already queued (a
-    /// close frame, say) has been written. Until this existed the body ended only when the
-    /// last handle went, which is the channel's, dropped on the app's thread after the
-    /// session's disconnect had gone round through the supervisor: the socket closed one
-    /// round trip later, and that drop woke this connection's worker once more.
+    /// close frame, say) has been written. Without it, a connection that ended with no close
+    /// frame (the client shut or dropped its side) ended only when the last handle went, which
+    /// is the channel's, dropped on the app's thread after the session's disconnect had gone
+    /// round through the supervisor: the socket closed one round trip later, and that drop
+    /// woke this connection's worker once more.
     pub fn end(&self) {
         let waker = {
             let mut state = self.shared.lock();
