@@ -16,6 +16,18 @@ async fn bench(server: &TestServer, args: &[&str]) -> Value {
         .args(["--secret", &server.app.secret])
         .args(["--server-pid", &std::process::id().to_string()])
         .args(args);
+    json_line(command).await
+}
+
+/// Runs the bench binary without a server (the floors) and returns its JSON line.
+async fn bench_alone(args: &[&str]) -> Value {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_reverb-pusher-bench"));
+    command.args(args);
+    json_line(command).await
+}
+
+/// Runs `command`, which must succeed, and parses the last line it prints.
+async fn json_line(mut command: Command) -> Value {
     let output = tokio::task::spawn_blocking(move || command.output())
         .await
         .unwrap()
@@ -161,8 +173,7 @@ async fn the_abuse_scenario_measures_one_app_while_another_is_refused() {
 /// `floor` needs no server: it writes to loopback connections it opened to itself.
 #[actix_rt::test]
 async fn the_floor_scenario_counts_every_write_it_delivers() {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_reverb-pusher-bench"));
-    command.args([
+    let run = bench_alone(&[
         "--source-addresses",
         "2",
         "floor",
@@ -174,14 +185,8 @@ async fn the_floor_scenario_counts_every_write_it_delivers() {
         "20",
         "--duration",
         "1",
-    ]);
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .unwrap()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}");
-    let run: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    ])
+    .await;
     assert_eq!(run["accepted"], 40, "{run}");
     let writes = run["writes"].as_u64().unwrap();
     // 20 rounds a second for one second over 40 connections, give or take a round.
@@ -196,36 +201,11 @@ async fn the_floor_scenario_counts_every_write_it_delivers() {
 /// `http-floor` starts its own bare server as a child process, measures it and stops it.
 #[actix_rt::test]
 async fn the_http_floor_scenario_measures_a_bare_server() {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_reverb-pusher-bench"));
-    command.args(["http-floor", "--concurrency", "4", "--duration", "1"]);
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .unwrap()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}");
-    let run: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let run = bench_alone(&["http-floor", "--concurrency", "4", "--duration", "1"]).await;
     assert_eq!(run["scenario"], "http-floor", "{run}");
     assert!(run["ok"].as_u64().unwrap() > 10, "{run}");
     assert_eq!(run["errors"], 0, "{run}");
     assert!(run["server_cpu_us_per_request"].is_number(), "{run}");
-}
-
-/// Runs the bench binary without a server and returns its JSON line.
-async fn bench_alone(args: &[&str]) -> Value {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_reverb-pusher-bench"));
-    command.args(args);
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .unwrap()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
 }
 
 /// `ws-floor` runs the unchanged `connections` and `churn` scenarios against its own bare
