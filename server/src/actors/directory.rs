@@ -7,6 +7,7 @@
 //! no actor round trip.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use actix::Addr;
@@ -31,6 +32,9 @@ pub struct AppHandle {
     pub limiters: Arc<AppLimiters>,
     /// The app's link to the other nodes, in cluster mode.
     pub cluster: Option<crate::cluster::AppLink>,
+    /// Connections their worker admitted that the supervisor has not been told of yet
+    /// (`Session::announce`): the supervisor counts them against the app's connection cap.
+    pub unannounced: Arc<AtomicUsize>,
 }
 
 impl AppHandle {

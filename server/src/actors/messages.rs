@@ -58,10 +58,12 @@ pub struct Connect {
 /// A new WebSocket of an app without a connection cap, told nothing back. Such an app admits
 /// every connection its worker let through (enabled, under the node's limits), so the session
 /// sends `connection_established` at once, in the 101 response's write, instead of waiting a
-/// round trip to the supervisor's thread. The subscribe that follows is queued behind this in
-/// the same mailbox, so the supervisor still knows the session first. If the app was disabled
-/// or capped meanwhile, the supervisor closes the session (4003 or 4004). If the supervisor
-/// stops before handling it (the app was deleted), dropping it closes the session.
+/// round trip to the supervisor's thread. The session sends this with its first message to the
+/// supervisor (usually its first subscribe), or after a second without one
+/// (`Session::announce`), so the supervisor still knows the session first. If the app was
+/// disabled or capped meanwhile, the supervisor closes the session (4003 or 4004); if the node
+/// is draining, it closes it within the drain's window. If the supervisor stops before handling
+/// it (the app was deleted), dropping it closes the session.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Admitted(Option<Connect>);
@@ -150,11 +152,6 @@ pub struct GetUsers(pub String);
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct TerminateUser(pub String);
-
-/// How many connections the app has on this node.
-#[derive(Message)]
-#[rtype(result = "usize")]
-pub struct ConnectionCount;
 
 // ---- AppRegistry → AppSupervisor ------------------------------------------------------------
 

@@ -67,13 +67,15 @@ impl Handler<StartApp> for AppRegistry {
         let events = AppEvents::default();
         let channels = ChannelIndex::default();
         let link = self.cluster.as_ref().map(|c| c.app(&app.id));
+        let unannounced = Arc::default();
         let supervisor = AppSupervisor::new(
             config.clone(),
             metrics.clone(),
             events.clone(),
             channels.clone(),
             link.clone(),
-        );
+        )
+        .counting(Arc::clone(&unannounced));
         let supervisor = match self.next_arbiter() {
             Some(arbiter) => AppSupervisor::start_in_arbiter(&arbiter, move |_| supervisor),
             None => supervisor.start(),
@@ -86,6 +88,7 @@ impl Handler<StartApp> for AppRegistry {
             channels,
             limiters: Arc::default(),
             cluster: link,
+            unannounced,
         };
         self.directory.insert(&app.id, &app.key, handle);
     }

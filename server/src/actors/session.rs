@@ -40,6 +40,10 @@ pub struct Heartbeat {
     pub pong: Duration,
 }
 
+/// How long a connection admitted here may stay unknown to its supervisor when it sends it
+/// nothing (see [`Session::announce`]).
+const ANNOUNCE_WITHIN: Duration = Duration::from_secs(1);
+
 impl Heartbeat {
     fn tick(self) -> Duration {
         (self.activity.min(self.pong) / 2).max(Duration::from_millis(250))
@@ -76,6 +80,9 @@ pub struct Session {
     registered: bool,
     /// Admitted without asking the supervisor (an app without a connection cap).
     admitted_here: bool,
+    /// While the supervisor has not been told of this connection admitted here: the timer that
+    /// tells it if no other message does first (see [`Session::announce`]).
+    unannounced: Option<SpawnHandle>,
     closing: bool,
     /// The close code, for the log and the metrics.
     close_code: Option<u16>,
@@ -109,6 +116,7 @@ impl Session {
             ),
             registered: false,
             admitted_here: false,
+            unannounced: None,
             closing: false,
             close_code: None,
         }
@@ -123,18 +131,39 @@ impl Session {
         Session::create(move |ctx| {
             self.outbox.bind(ctx.address().recipient());
             if self.admitted_here {
-                // Registered (one way) before the client can see `connection_established`:
-                // whatever the supervisor is asked after that (a drain, a disable, a
-                // terminate) finds this session in its table. `do_send`, not `try_send`: a
-                // busy mailbox must not turn connections away, and there is one per connection.
-                self.app
-                    .supervisor
-                    .do_send(Admitted::new(self.connect(ctx)));
                 self.establish();
+                self.app.unannounced.fetch_add(1, Ordering::Relaxed);
+                self.unannounced = Some(ctx.run_later(ANNOUNCE_WITHIN, Self::announce));
             }
             ctx.add_stream(stream);
             self
         })
+    }
+
+    /// Tells the supervisor of this connection, admitted here, if it has not been told yet.
+    ///
+    /// Called before every other message this session sends the supervisor (its mailbox keeps
+    /// the order, so the supervisor always knows the session first), or [`ANNOUNCE_WITHIN`]
+    /// after the connection opened if none was sent. A client subscribes as soon as it has
+    /// `connection_established`, so `Admitted` usually travels with the first `Subscribe`:
+    /// one wake-up of the supervisor's thread instead of two.
+    ///
+    /// Meanwhile the supervisor does not know the session, and what it does to its sessions
+    /// reaches this one when told: a disable or a connection cap set meanwhile closes it then
+    /// (4003, 4004), a drain under way closes it within the drain's window, and a deleted
+    /// app's dropped `Admitted` closes it (4001). It counts against the app's connection cap
+    /// all along, through `AppHandle::unannounced`, which the supervisor decrements when told.
+    /// The panel's connection count is the sessions' own gauge, so it is current at once; the
+    /// cluster's count waits for this (by at most [`ANNOUNCE_WITHIN`]).
+    fn announce(&mut self, ctx: &mut Context<Self>) {
+        if let Some(timer) = self.unannounced.take() {
+            ctx.cancel_future(timer);
+            // `do_send`, not `try_send`: a busy mailbox must not turn connections away, and
+            // there is one per connection.
+            self.app
+                .supervisor
+                .do_send(Admitted::new(self.connect(ctx)));
+        }
     }
 
     fn send(&self, frame: impl Into<ByteString>) {
@@ -231,8 +260,8 @@ impl Session {
             Ok(ClientFrame::Ping) => self.send(frames::pong()),
             Ok(ClientFrame::Pong) => {}
             Ok(ClientFrame::Subscribe(data)) => self.subscribe(data, ctx),
-            Ok(ClientFrame::Unsubscribe(data)) => self.unsubscribe(&data.channel),
-            Ok(ClientFrame::Signin(data)) => self.signin(&data),
+            Ok(ClientFrame::Unsubscribe(data)) => self.unsubscribe(&data.channel, ctx),
+            Ok(ClientFrame::Signin(data)) => self.signin(&data, ctx),
             Ok(ClientFrame::ClientEvent {
                 event,
                 channel,
@@ -295,6 +324,7 @@ impl Session {
             member,
         };
         let channel = data.channel;
+        self.announce(ctx);
         // The channel actor writes `subscription_succeeded` as soon as it has the subscriber;
         // the client may answer it with a client event at once. Waiting here (nothing else from
         // this client is handled meanwhile) records the subscription before that frame is read.
@@ -302,7 +332,7 @@ impl Session {
             .supervisor
             .send(request)
             .into_actor(self)
-            .map(move |result, act, _| match result {
+            .map(move |result, act, ctx| match result {
                 Ok(Ok(recipient)) => {
                     // "Authorized connections": only a private or presence channel actually
                     // joined counts.
@@ -310,10 +340,10 @@ impl Session {
                     act.subscribed(channel, Some(recipient), presence_user);
                 }
                 Ok(Err(SubscribeError::Refused(refusal))) => {
-                    act.leave(&channel);
+                    act.leave(&channel, ctx);
                     act.refuse(&channel, &refusal);
                 }
-                Ok(Err(SubscribeError::AppStopped)) | Err(_) => act.leave(&channel),
+                Ok(Err(SubscribeError::AppStopped)) | Err(_) => act.leave(&channel, ctx),
             })
             .wait(ctx);
     }
@@ -340,14 +370,15 @@ impl Session {
     }
 
     /// Tells the supervisor this socket left the channel.
-    fn leave(&self, channel: &str) {
+    fn leave(&mut self, channel: &str, ctx: &mut Context<Self>) {
+        self.announce(ctx);
         self.app.supervisor.do_send(Unsubscribe {
             socket_id: self.socket_id.clone(),
             channel: channel.to_owned(),
         });
     }
 
-    fn unsubscribe(&mut self, channel: &str) {
+    fn unsubscribe(&mut self, channel: &str, ctx: &mut Context<Self>) {
         let Some(sub) = self.subscriptions.remove(channel) else {
             self.error(
                 None,
@@ -364,7 +395,7 @@ impl Session {
                 channel: channel.to_owned(),
             });
         if sub.channel.is_some() {
-            self.leave(channel);
+            self.leave(channel, ctx);
         }
     }
 
@@ -449,7 +480,7 @@ impl Session {
         });
     }
 
-    fn signin(&mut self, data: &SigninData) {
+    fn signin(&mut self, data: &SigninData, ctx: &mut Context<Self>) {
         let config = self.app.config.load();
         let current = self.user.as_ref().map(|u| u.id.as_str());
         let outcome = signin::verify(
@@ -484,6 +515,7 @@ impl Session {
                 "The watchlist holds more than 100 user ids; only the first 100 are watched",
             );
         }
+        self.announce(ctx);
         self.app.supervisor.do_send(SignedIn {
             socket_id: self.socket_id.clone(),
             user_id: signin.user_id,
@@ -615,10 +647,20 @@ impl Actor for Session {
         // The socket closes now, from this thread, once a close frame already queued is out.
         self.outbox.end();
         self.node.connections.fetch_sub(1, Ordering::Relaxed);
+        // A connection the supervisor was never told of has nothing there to remove.
+        let announced = self.unannounced.take().is_none();
+        if !announced {
+            let _ = self
+                .app
+                .unannounced
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        }
         if self.registered {
-            self.app.supervisor.do_send(Disconnect {
-                socket_id: self.socket_id.clone(),
-            });
+            if announced {
+                self.app.supervisor.do_send(Disconnect {
+                    socket_id: self.socket_id.clone(),
+                });
+            }
             self.app.metrics.connections.dec();
             self.app.metrics.closed(self.close_code);
             self.app

@@ -8,6 +8,7 @@
 //! kept cluster-wide from here (see `crate::cluster`).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use actix::prelude::*;
@@ -18,9 +19,9 @@ use shared::{frames, ChannelName, Closing};
 use super::channel::{ChannelActor, ChannelStats};
 use super::messages::{
     Admitted, ChannelCounts, ChannelIdle, ClientEvent, CloseSession, ConfigChanged, Connect,
-    ConnectionCount, Disconnect, DrainAll, GetCache, GetUsers, Join, Leave, Publish, PublishEvents,
-    ReadCache, ReadUsers, Recorded, Remote, RemoteCount, RemoteMember, Resync, ResyncChannel,
-    SignedIn, StopChannel, StopSupervisor, Subscribe, SubscribeError, TerminateUser, Unsubscribe,
+    Disconnect, DrainAll, GetCache, GetUsers, Join, Leave, Publish, PublishEvents, ReadCache,
+    ReadUsers, Recorded, Remote, RemoteCount, RemoteMember, Resync, ResyncChannel, SignedIn,
+    StopChannel, StopSupervisor, Subscribe, SubscribeError, TerminateUser, Unsubscribe,
 };
 use super::outbox::Outbox;
 use crate::apps::SharedConfig;
@@ -136,6 +137,12 @@ pub struct AppSupervisor {
     generations: u64,
     /// This app's link to the other nodes, in cluster mode.
     cluster: Option<AppLink>,
+    /// Connections admitted on their worker that have not announced themselves yet (the
+    /// sessions count them, see `Session::announce`).
+    unannounced: Arc<AtomicUsize>,
+    /// The node is draining, over this window: a session admitted from now on (it announces
+    /// itself late, see `Session::announce`) is closed within it too.
+    draining: Option<std::time::Duration>,
 }
 
 impl AppSupervisor {
@@ -157,7 +164,22 @@ impl AppSupervisor {
             watchers: HashMap::new(),
             generations: 0,
             metrics,
+            unannounced: Arc::default(),
+            draining: None,
         }
+    }
+
+    /// Shares the app's count of connections not announced yet with its sessions.
+    #[must_use]
+    pub fn counting(mut self, unannounced: Arc<AtomicUsize>) -> Self {
+        self.unannounced = unannounced;
+        self
+    }
+
+    /// The app's connections on this node: those in the table, and those admitted on their
+    /// worker that have not announced themselves yet.
+    fn connections(&self) -> usize {
+        self.sessions.len() + self.unannounced.load(Ordering::Relaxed)
     }
 
     fn app_id(&self) -> String {
@@ -299,7 +321,11 @@ impl Actor for AppSupervisor {
 }
 
 impl AppSupervisor {
-    fn admit(&mut self, msg: Connect) {
+    fn admit(&mut self, msg: Connect, ctx: &mut Context<Self>) {
+        if let Some(window) = self.draining {
+            // It joins a node that is draining: it goes too, within the drain's window.
+            Self::drain(msg.socket_id.clone(), msg.session.clone(), window, ctx);
+        }
         self.sessions.insert(
             msg.socket_id,
             SessionEntry {
@@ -321,7 +347,7 @@ impl AppSupervisor {
         let max = config.limits.max_connections;
         if !config.enabled {
             Some(Closing::AppDisabled)
-        } else if max > 0 && self.sessions.len() >= max as usize {
+        } else if max > 0 && self.connections() >= max as usize {
             Some(Closing::AppOverQuota)
         } else {
             None
@@ -332,7 +358,7 @@ impl AppSupervisor {
 impl Handler<Connect> for AppSupervisor {
     type Result = AtomicResponse<Self, Result<(), Closing>>;
 
-    fn handle(&mut self, msg: Connect, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Connect, ctx: &mut Context<Self>) -> Self::Result {
         if let Some(why) = self.refusal() {
             return AtomicResponse::new(Box::pin(actix::fut::ready(Err(why))));
         }
@@ -344,18 +370,18 @@ impl Handler<Connect> for AppSupervisor {
             Some(link) if max > 0 => AtomicResponse::new(Box::pin(
                 async move { link.connections(1, max).await }
                     .into_actor(self)
-                    .map(move |admitted, act, _| {
+                    .map(move |admitted, act, ctx| {
                         if let Ok(false) = admitted {
                             return Err(Closing::AppOverQuota);
                         }
                         // Admitted, or degraded: this node's own count decided above.
-                        act.admit(msg);
+                        act.admit(msg, ctx);
                         Ok(())
                     }),
             )),
             _ => {
                 self.count_connection(1);
-                self.admit(msg);
+                self.admit(msg, ctx);
                 AtomicResponse::new(Box::pin(actix::fut::ready(Ok(()))))
             }
         }
@@ -365,8 +391,13 @@ impl Handler<Connect> for AppSupervisor {
 impl Handler<Admitted> for AppSupervisor {
     type Result = ();
 
-    fn handle(&mut self, msg: Admitted, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: Admitted, ctx: &mut Context<Self>) {
         let connect = msg.take();
+        // Told now: no longer counted as unannounced, and the cap is checked as for any other
+        // new connection.
+        let _ = self
+            .unannounced
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
         // Disabled or capped since the session checked: it has had its
         // `connection_established`, and is closed now with the reason.
         if let Some(why) = self.refusal() {
@@ -374,7 +405,7 @@ impl Handler<Admitted> for AppSupervisor {
             return;
         }
         self.count_connection(1);
-        self.admit(connect);
+        self.admit(connect, ctx);
     }
 }
 
@@ -760,14 +791,6 @@ impl Handler<Recorded> for AppSupervisor {
     }
 }
 
-impl Handler<ConnectionCount> for AppSupervisor {
-    type Result = usize;
-
-    fn handle(&mut self, _: ConnectionCount, _: &mut Context<Self>) -> usize {
-        self.sessions.len()
-    }
-}
-
 impl Handler<ConfigChanged> for AppSupervisor {
     type Result = ();
 
@@ -787,24 +810,35 @@ impl Handler<StopSupervisor> for AppSupervisor {
     }
 }
 
+impl AppSupervisor {
+    /// Closes one session as draining, at a random moment within `window`, so that clients do
+    /// not all reconnect in the same instant.
+    fn drain(
+        socket_id: String,
+        session: Recipient<CloseSession>,
+        window: std::time::Duration,
+        ctx: &mut Context<Self>,
+    ) {
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        let delay = if window_ms == 0 {
+            0
+        } else {
+            rand::Rng::random_range(&mut rand::rng(), 0..window_ms)
+        };
+        ctx.run_later(std::time::Duration::from_millis(delay), move |_, _| {
+            tracing::debug!(socket_id = %socket_id, "drain: closing");
+            session.do_send(CloseSession(Closing::Draining));
+        });
+    }
+}
+
 impl Handler<DrainAll> for AppSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: DrainAll, ctx: &mut Context<Self>) {
-        let window_ms = u64::try_from(msg.window.as_millis()).unwrap_or(u64::MAX);
-        let mut rng = rand::rng();
+        self.draining = Some(msg.window);
         for (socket_id, session) in &self.sessions {
-            // Spread over the window so that clients do not all reconnect in the same instant.
-            let delay = if window_ms == 0 {
-                0
-            } else {
-                rand::Rng::random_range(&mut rng, 0..window_ms)
-            };
-            let (addr, socket_id) = (session.close.clone(), socket_id.clone());
-            ctx.run_later(std::time::Duration::from_millis(delay), move |_, _| {
-                tracing::debug!(socket_id = %socket_id, "drain: closing");
-                addr.do_send(CloseSession(Closing::Draining));
-            });
+            Self::drain(socket_id.clone(), session.close.clone(), msg.window, ctx);
         }
     }
 }
@@ -877,7 +911,6 @@ mod tests {
             .await
             .unwrap()
             .expect("the session is known");
-        assert_eq!(supervisor.send(ConnectionCount).await.unwrap(), 1);
         assert!(closes.lock().unwrap().is_empty());
     }
 
@@ -889,7 +922,58 @@ mod tests {
         let (join, closes) = admitted("1.1");
         supervisor.do_send(join);
         assert_eq!(closes_of(&closes).await, [Closing::AppDisabled]);
-        assert_eq!(supervisor.send(ConnectionCount).await.unwrap(), 0);
+        let refused = supervisor.send(subscribe("1.1", "x")).await.unwrap();
+        assert!(
+            matches!(refused, Err(SubscribeError::AppStopped)),
+            "the refused session was not admitted"
+        );
+    }
+
+    #[actix_web::test]
+    async fn a_connection_admitted_while_the_node_drains_is_drained_too() {
+        let (supervisor, _) = supervisor(AppConfig::generate("t"));
+        supervisor.do_send(DrainAll {
+            window: Duration::from_millis(50),
+        });
+        // Told of the session after the drain began (it announces itself late).
+        let (join, closes) = admitted("1.1");
+        supervisor.do_send(join);
+        assert_eq!(closes_of(&closes).await, [Closing::Draining]);
+    }
+
+    #[actix_web::test]
+    async fn a_connection_not_announced_yet_counts_against_the_cap() {
+        let mut config = AppConfig::generate("t");
+        config.limits.max_connections = 1;
+        let config: SharedConfig = Arc::new(ArcSwap::from_pointee(config));
+        let metrics = Metrics::default().for_app("t");
+        let unannounced = Arc::new(AtomicUsize::new(0));
+        let supervisor = AppSupervisor::new(
+            config,
+            metrics,
+            AppEvents::default(),
+            ChannelIndex::default(),
+            None,
+        )
+        .counting(unannounced.clone())
+        .start();
+        // Its worker admitted it (the app had no cap then) and it has not announced itself.
+        unannounced.fetch_add(1, Ordering::Relaxed);
+        let second = connect_of("2.2", Session.start().recipient());
+        assert_eq!(
+            supervisor.send(second).await.unwrap(),
+            Err(Closing::AppOverQuota)
+        );
+        // It announces itself: no longer counted twice, and it is the one admitted.
+        let (join, closes) = admitted("1.1");
+        supervisor.do_send(join);
+        supervisor
+            .send(subscribe("1.1", "x"))
+            .await
+            .unwrap()
+            .expect("the announced session is admitted");
+        assert!(closes.lock().unwrap().is_empty());
+        assert_eq!(unannounced.load(Ordering::Relaxed), 0);
     }
 
     #[actix_web::test]

@@ -11,7 +11,6 @@ use shared::admin::{App, AppPatch, ErrorBody, NewApp, RotateSecretRequest};
 use shared::transfer::{ImportReport, ImportRequest};
 
 use super::auth::Principal;
-use crate::actors::messages::ConnectionCount;
 use crate::apps::service::app_dto;
 use crate::apps::transfer::apply::ImportError;
 use crate::apps::transfer::TransferError;
@@ -31,7 +30,9 @@ async fn view(state: &AppState, config: &AppConfig) -> App {
     };
     let connections = match cluster {
         Some(total) => total,
-        None => handle.supervisor.send(ConnectionCount).await.unwrap_or(0),
+        // The sessions' own gauge: current without a message to the supervisor, which may not
+        // know a connection for its first second (`Session::announce`).
+        None => usize::try_from(handle.metrics.connections.get()).unwrap_or(0),
     };
     let mut app = app_dto(config, connections);
     let limits = &config.limits;

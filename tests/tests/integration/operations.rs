@@ -41,6 +41,8 @@ async fn drain_flips_readiness_and_closes_everyone_with_4200() {
         c.subscribe("room").await;
         clients.push(c);
     }
+    // One that has only just connected and subscribed to nothing goes too.
+    clients.push(server.connect().await);
     let ready_url = server.http_url("/ready");
     let ws_url = server.ws_url(&server.app.key);
     let shutdown = actix_rt::spawn(server.shutdown());
