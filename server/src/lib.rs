@@ -409,8 +409,10 @@ impl Server {
     /// Tells every client to reconnect elsewhere (4200), then stops serving.
     ///
     /// Readiness turns false at once and new connections are refused with 4200; open ones are
-    /// closed with 4200 at random moments within the drain window; then in-flight HTTP requests
-    /// finish (at most 5 s) and the listeners stop.
+    /// closed with 4200 at random moments within the drain window (one whose supervisor is
+    /// told of it later, see `Session::announce`, within what is left of the window, or at
+    /// once after it); then in-flight HTTP requests finish (at most 5 s) and the listeners
+    /// stop.
     pub async fn shutdown(self) {
         self.app_sync.abort();
         self.node

@@ -32,8 +32,9 @@ pub struct AppHandle {
     pub limiters: Arc<AppLimiters>,
     /// The app's link to the other nodes, in cluster mode.
     pub cluster: Option<crate::cluster::AppLink>,
-    /// Connections their worker admitted that the supervisor has not been told of yet
-    /// (`Session::announce`): the supervisor counts them against the app's connection cap.
+    /// Connections their worker admitted whose `Admitted` the supervisor has not handled yet
+    /// (not sent, or on its way; see `Session::announce`): the supervisor counts them against
+    /// the app's connection cap.
     pub unannounced: Arc<AtomicUsize>,
 }
 

@@ -61,29 +61,42 @@ pub struct Connect {
 /// round trip to the supervisor's thread. The session sends this with its first message to the
 /// supervisor (usually its first subscribe), or after a second without one
 /// (`Session::announce`), so the supervisor still knows the session first. If the app was
-/// disabled or capped meanwhile, the supervisor closes the session (4003 or 4004); if the node
-/// is draining, it closes it within the drain's window. If the supervisor stops before handling
-/// it (the app was deleted), dropping it closes the session.
+/// disabled at or after the config version the session opened at (`opened_at`), the supervisor
+/// closes the session (4003), as it would have had it known it; a cap set meanwhile does not
+/// apply (the connection was admitted before it). If the node is draining, the supervisor
+/// closes it within what is left of the drain's window. If the supervisor stops before
+/// handling it (the app was deleted), dropping it closes the session.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Admitted(Option<Connect>);
+pub struct Admitted {
+    connect: Option<Connect>,
+    opened_at: i64,
+}
 
 impl Admitted {
-    pub fn new(connect: Connect) -> Self {
-        Self(Some(connect))
+    /// The connection, admitted on its worker when the app's config was at version
+    /// `opened_at`.
+    pub fn new(connect: Connect, opened_at: i64) -> Self {
+        Self {
+            connect: Some(connect),
+            opened_at,
+        }
     }
 
-    /// The connection, handled: dropping the `Admitted` no longer closes it.
-    pub fn take(mut self) -> Connect {
-        self.0
+    /// The connection and the config version it opened at, handled: dropping the `Admitted`
+    /// no longer closes it.
+    pub fn take(mut self) -> (Connect, i64) {
+        let connect = self
+            .connect
             .take()
-            .expect("an Admitted holds its Connect until taken")
+            .expect("an Admitted holds its Connect until taken");
+        (connect, self.opened_at)
     }
 }
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        if let Some(connect) = self.0.take() {
+        if let Some(connect) = self.connect.take() {
             connect.session.do_send(CloseSession(Closing::AppDeleted));
         }
     }
@@ -159,7 +172,12 @@ pub struct TerminateUser(pub String);
 /// action, such as closing every connection when the app was disabled.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct ConfigChanged;
+pub struct ConfigChanged {
+    /// The version now live, and whether it enables the app: carried, not read back from the
+    /// shared config, so that a disable undone before the supervisor handles it still counts.
+    pub version: i64,
+    pub enabled: bool,
+}
 
 /// Close every connection for this reason and stop the app's actors.
 #[derive(Message)]

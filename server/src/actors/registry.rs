@@ -110,8 +110,12 @@ impl Handler<UpdateApp> for AppRegistry {
         if old_key != app.key {
             self.directory.rekey(&old_key, &app.key);
         }
+        let changed = ConfigChanged {
+            version: app.version,
+            enabled: app.enabled,
+        };
         handle.config.store(Arc::new(app));
-        handle.supervisor.do_send(ConfigChanged);
+        handle.supervisor.do_send(changed);
         true
     }
 }

@@ -83,6 +83,8 @@ pub struct Session {
     /// While the supervisor has not been told of this connection admitted here: the timer that
     /// tells it if no other message does first (see [`Session::announce`]).
     unannounced: Option<SpawnHandle>,
+    /// The app's config version when this connection was admitted here.
+    opened_at: i64,
     closing: bool,
     /// The close code, for the log and the metrics.
     close_code: Option<u16>,
@@ -117,6 +119,7 @@ impl Session {
             registered: false,
             admitted_here: false,
             unannounced: None,
+            opened_at: 0,
             closing: false,
             close_code: None,
         }
@@ -127,7 +130,10 @@ impl Session {
     /// [`Admitted`]) `connection_established` is queued before the 101 response is written,
     /// and leaves in the same `sendto`.
     pub fn start_with(mut self, stream: actix_ws::AggregatedMessageStream) -> Addr<Self> {
-        self.admitted_here = self.app.config.load().limits.max_connections == 0;
+        let config = self.app.config.load();
+        self.admitted_here = config.limits.max_connections == 0;
+        self.opened_at = config.version;
+        drop(config);
         Session::create(move |ctx| {
             self.outbox.bind(ctx.address().recipient());
             if self.admitted_here {
@@ -149,12 +155,14 @@ impl Session {
     /// one wake-up of the supervisor's thread instead of two.
     ///
     /// Meanwhile the supervisor does not know the session, and what it does to its sessions
-    /// reaches this one when told: a disable or a connection cap set meanwhile closes it then
-    /// (4003, 4004), a drain under way closes it within the drain's window, and a deleted
-    /// app's dropped `Admitted` closes it (4001). It counts against the app's connection cap
-    /// all along, through `AppHandle::unannounced`, which the supervisor decrements when told.
-    /// The panel's connection count is the sessions' own gauge, so it is current at once; the
-    /// cluster's count waits for this (by at most [`ANNOUNCE_WITHIN`]).
+    /// reaches this one when told: a disable since it opened closes it then (4003, even if the
+    /// app was enabled again since), a drain under way closes it within what is left of the
+    /// drain's window, and a deleted app's dropped `Admitted` closes it (4001). A connection
+    /// cap set meanwhile does not close it: it was admitted before the cap. It counts against
+    /// the app's cap all along, through `AppHandle::unannounced`, which the supervisor
+    /// decrements when told. On a single node the panel's connection count is the sessions'
+    /// own gauge, current at once; the cluster's count (in Redis) waits for this, by at most
+    /// [`ANNOUNCE_WITHIN`], and never sees a connection that closes before it.
     fn announce(&mut self, ctx: &mut Context<Self>) {
         if let Some(timer) = self.unannounced.take() {
             ctx.cancel_future(timer);
@@ -162,7 +170,7 @@ impl Session {
             // there is one per connection.
             self.app
                 .supervisor
-                .do_send(Admitted::new(self.connect(ctx)));
+                .do_send(Admitted::new(self.connect(ctx), self.opened_at));
         }
     }
 
@@ -650,10 +658,11 @@ impl Actor for Session {
         // A connection the supervisor was never told of has nothing there to remove.
         let announced = self.unannounced.take().is_none();
         if !announced {
-            let _ = self
-                .app
-                .unannounced
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+            let counted =
+                self.app
+                    .unannounced
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+            debug_assert!(counted.is_ok(), "an unannounced session was not counted");
         }
         if self.registered {
             if announced {

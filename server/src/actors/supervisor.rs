@@ -137,12 +137,15 @@ pub struct AppSupervisor {
     generations: u64,
     /// This app's link to the other nodes, in cluster mode.
     cluster: Option<AppLink>,
-    /// Connections admitted on their worker that have not announced themselves yet (the
-    /// sessions count them, see `Session::announce`).
+    /// Connections admitted on their worker that this supervisor has not handled the
+    /// `Admitted` of yet (the sessions count them, see `Session::announce`).
     unannounced: Arc<AtomicUsize>,
-    /// The node is draining, over this window: a session admitted from now on (it announces
-    /// itself late, see `Session::announce`) is closed within it too.
-    draining: Option<std::time::Duration>,
+    /// The latest config version that disabled the app (0: none): a session that opened at or
+    /// before it and announces itself later is closed as a disabled app's.
+    disabled_at: i64,
+    /// The node is draining, until this moment: a session told to this supervisor from now on
+    /// (it announces itself late, see `Session::announce`) is closed before it too.
+    draining_until: Option<std::time::Instant>,
 }
 
 impl AppSupervisor {
@@ -165,7 +168,8 @@ impl AppSupervisor {
             generations: 0,
             metrics,
             unannounced: Arc::default(),
-            draining: None,
+            disabled_at: 0,
+            draining_until: None,
         }
     }
 
@@ -322,9 +326,11 @@ impl Actor for AppSupervisor {
 
 impl AppSupervisor {
     fn admit(&mut self, msg: Connect, ctx: &mut Context<Self>) {
-        if let Some(window) = self.draining {
-            // It joins a node that is draining: it goes too, within the drain's window.
-            Self::drain(msg.socket_id.clone(), msg.session.clone(), window, ctx);
+        if let Some(until) = self.draining_until {
+            // It joins a node that is draining: it goes too, within what is left of the
+            // drain's window.
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            Self::drain(msg.socket_id.clone(), msg.session.clone(), left, ctx);
         }
         self.sessions.insert(
             msg.socket_id,
@@ -392,16 +398,16 @@ impl Handler<Admitted> for AppSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: Admitted, ctx: &mut Context<Self>) {
-        let connect = msg.take();
-        // Told now: no longer counted as unannounced, and the cap is checked as for any other
-        // new connection.
+        let (connect, opened_at) = msg.take();
+        // Told now: no longer counted as unannounced.
         let _ = self
             .unannounced
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
-        // Disabled or capped since the session checked: it has had its
-        // `connection_established`, and is closed now with the reason.
-        if let Some(why) = self.refusal() {
-            connect.session.do_send(CloseSession(why));
+        // Disabled since the session checked (even if enabled again since): it has had its
+        // `connection_established`, and is closed now, as it would have been had this
+        // supervisor known it. A cap set meanwhile does not apply: it was admitted before.
+        if !self.config.load().enabled || self.disabled_at >= opened_at {
+            connect.session.do_send(CloseSession(Closing::AppDisabled));
             return;
         }
         self.count_connection(1);
@@ -794,8 +800,9 @@ impl Handler<Recorded> for AppSupervisor {
 impl Handler<ConfigChanged> for AppSupervisor {
     type Result = ();
 
-    fn handle(&mut self, _: ConfigChanged, _: &mut Context<Self>) {
-        if !self.config.load().enabled {
+    fn handle(&mut self, msg: ConfigChanged, _: &mut Context<Self>) {
+        if !msg.enabled {
+            self.disabled_at = self.disabled_at.max(msg.version);
             self.close_all(Closing::AppDisabled);
         }
     }
@@ -836,7 +843,7 @@ impl Handler<DrainAll> for AppSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: DrainAll, ctx: &mut Context<Self>) {
-        self.draining = Some(msg.window);
+        self.draining_until = Some(std::time::Instant::now() + msg.window);
         for (socket_id, session) in &self.sessions {
             Self::drain(socket_id.clone(), session.close.clone(), msg.window, ctx);
         }
@@ -886,7 +893,7 @@ mod tests {
     fn admitted(socket_id: &str) -> (Admitted, Arc<std::sync::Mutex<Vec<Closing>>>) {
         let closes = Arc::new(std::sync::Mutex::new(Vec::new()));
         let connect = connect_of(socket_id, Closed(closes.clone()).start().recipient());
-        (Admitted::new(connect), closes)
+        (Admitted::new(connect, 1), closes)
     }
 
     async fn closes_of(closes: &Arc<std::sync::Mutex<Vec<Closing>>>) -> Vec<Closing> {
@@ -964,7 +971,7 @@ mod tests {
             supervisor.send(second).await.unwrap(),
             Err(Closing::AppOverQuota)
         );
-        // It announces itself: no longer counted twice, and it is the one admitted.
+        // It announces itself: admitted (the cap came after it), and no longer unannounced.
         let (join, closes) = admitted("1.1");
         supervisor.do_send(join);
         supervisor
@@ -974,6 +981,26 @@ mod tests {
             .expect("the announced session is admitted");
         assert!(closes.lock().unwrap().is_empty());
         assert_eq!(unannounced.load(Ordering::Relaxed), 0);
+    }
+
+    #[actix_web::test]
+    async fn a_disable_undone_before_a_connection_is_told_still_closes_it() {
+        let (supervisor, _) = supervisor(AppConfig::generate("t"));
+        // Disabled at version 2 and enabled again at 3, before the sessions were told.
+        for (version, enabled) in [(2, false), (3, true)] {
+            supervisor.do_send(ConfigChanged { version, enabled });
+        }
+        let (before, closed) = admitted("1.1");
+        supervisor.do_send(before);
+        assert_eq!(closes_of(&closed).await, [Closing::AppDisabled]);
+        // One that opened after the app was enabled again stays.
+        let connect = connect_of("2.2", Session.start().recipient());
+        supervisor.do_send(Admitted::new(connect, 3));
+        supervisor
+            .send(subscribe("2.2", "x"))
+            .await
+            .unwrap()
+            .expect("opened after the disable: admitted");
     }
 
     #[actix_web::test]

@@ -239,3 +239,70 @@ async fn a_closed_connection_frees_its_place() {
         }
     }
 }
+
+// A client that has not subscribed yet may not be known to its app's supervisor: it is told
+// with the client's first subscribe, or after a second (`Session::announce`). These hold all
+// the same.
+
+#[actix_rt::test]
+async fn connections_that_closed_before_subscribing_leave_no_count_behind() {
+    let server = TestServer::start().await;
+    for _ in 0..3 {
+        let mut quiet = server.connect().await;
+        quiet.close().await;
+        assert!(matches!(
+            quiet.next_within(WAIT).await,
+            Some(Received::Closed(_))
+        ));
+    }
+    let mut capped = server.app.clone();
+    capped.limits.max_connections = 1;
+    server.server.update_app(capped).await.unwrap();
+    // The three are gone, so one place is free (their stops run asynchronously; bounded
+    // retries).
+    for attempt in 0.. {
+        let mut again = Client::open(&server.ws_url(&server.app.key)).await;
+        match again.recv().await["event"].as_str() {
+            Some("pusher:connection_established") => break,
+            _ if attempt < 20 => actix_rt::time::sleep(std::time::Duration::from_millis(50)).await,
+            other => panic!("the closed connections are still counted: {other:?}"),
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn a_disable_undone_at_once_still_closes_clients_that_have_not_subscribed() {
+    let server = TestServer::start().await;
+    let mut quiet = server.connect().await;
+    let mut disabled = server.app.clone();
+    disabled.enabled = false;
+    let disabled = server.server.update_app(disabled).await.unwrap();
+    let mut enabled = disabled.clone();
+    enabled.enabled = true;
+    server.server.update_app(enabled).await.unwrap();
+    quiet.expect_refusal(4003).await;
+    // New connections are welcome again.
+    server.connect().await;
+}
+
+#[actix_rt::test]
+async fn a_cap_set_after_clients_connected_does_not_close_them_when_they_subscribe() {
+    let server = TestServer::start().await;
+    let mut first = server.connect().await;
+    let mut second = server.connect().await;
+    let mut capped = server.app.clone();
+    capped.limits.max_connections = 1;
+    server.server.update_app(capped).await.unwrap();
+    // Both were admitted before the cap: it applies to new connections only.
+    for client in [&mut first, &mut second] {
+        let answer = client.subscribe("news").await;
+        assert_eq!(
+            answer["event"], "pusher_internal:subscription_succeeded",
+            "{answer}"
+        );
+    }
+    Client::open(&server.ws_url(&server.app.key))
+        .await
+        .expect_refusal(4004)
+        .await;
+}
