@@ -151,6 +151,26 @@ impl TestServer {
         format!("http://{}{path}", self.server.addr)
     }
 
+    /// Connects with `key` until `connection_established` arrives or `within` passes: for
+    /// what reaches the server asynchronously (an app started, a place freed).
+    pub async fn connect_within(&self, key: &str, within: Duration) -> Client {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let mut client = Client::open(&self.ws_url(key)).await;
+            let frame = client.next_within(WAIT).await;
+            if let Some(Received::Json(frame)) = &frame {
+                if frame["event"] == "pusher:connection_established" {
+                    return client;
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no connection_established within {within:?}: {frame:?}"
+            );
+            actix_rt::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Connects to the test app and waits for `connection_established`.
     pub async fn connect(&self) -> Client {
         let mut client = Client::open(&self.ws_url(&self.app.key)).await;

@@ -30,23 +30,9 @@ async fn cli(server: &TestServer) -> AppService {
     AppService::new(db, server.settings.default_app_limits.clone())
 }
 
-/// Connects with `key` until `connection_established` arrives (the app is running) or the
-/// deadline passes.
+/// Connects with `key` once the app is running.
 async fn connect_within(server: &TestServer, key: &str) -> Client {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let mut client = Client::open(&server.ws_url(key)).await;
-        if let Some(Received::Json(frame)) = client.next_within(WAIT).await {
-            if frame["event"] == "pusher:connection_established" {
-                return client;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the app was not running within {DEADLINE:?}"
-        );
-        actix_rt::time::sleep(Duration::from_millis(50)).await;
-    }
+    server.connect_within(key, DEADLINE).await
 }
 
 /// The refusal code a new connection with `key` gets once the deadline allows for it.

@@ -229,15 +229,8 @@ async fn a_closed_connection_frees_its_place() {
         client.next_within(WAIT).await,
         Some(Received::Closed(_))
     ));
-    // The disconnect reaches the supervisor asynchronously; bounded retries.
-    for attempt in 0.. {
-        let mut again = Client::open(&server.ws_url(&server.app.key)).await;
-        match again.recv().await["event"].as_str() {
-            Some("pusher:connection_established") => break,
-            _ if attempt < 20 => actix_rt::time::sleep(std::time::Duration::from_millis(50)).await,
-            other => panic!("place not freed: {other:?}"),
-        }
-    }
+    // The disconnect reaches the supervisor asynchronously.
+    server.connect_within(&server.app.key, WAIT).await;
 }
 
 // A client that has not subscribed yet may not be known to its app's supervisor: it is told
@@ -258,16 +251,8 @@ async fn connections_that_closed_before_subscribing_leave_no_count_behind() {
     let mut capped = server.app.clone();
     capped.limits.max_connections = 1;
     server.server.update_app(capped).await.unwrap();
-    // The three are gone, so one place is free (their stops run asynchronously; bounded
-    // retries).
-    for attempt in 0.. {
-        let mut again = Client::open(&server.ws_url(&server.app.key)).await;
-        match again.recv().await["event"].as_str() {
-            Some("pusher:connection_established") => break,
-            _ if attempt < 20 => actix_rt::time::sleep(std::time::Duration::from_millis(50)).await,
-            other => panic!("the closed connections are still counted: {other:?}"),
-        }
-    }
+    // The three are gone, so one place is free (their stops run asynchronously).
+    server.connect_within(&server.app.key, WAIT).await;
 }
 
 #[actix_rt::test]
