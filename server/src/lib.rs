@@ -34,7 +34,7 @@ use actix_web::{web, App, HttpServer};
 
 use actors::directory::Directory;
 use actors::messages::DrainAll;
-use actors::registry::AppRegistry;
+use actors::registry::{AppRegistry, AppThreads};
 use apps::{AppConfig, AppError, AppService, LiveApps};
 use db::{Db, DbError};
 use node::NodeState;
@@ -128,7 +128,7 @@ pub struct Server {
     pub apps: AppService,
     drain_window: Duration,
     handles: Vec<actix_web::dev::ServerHandle>,
-    /// The threads that run the app supervisors and their channels.
+    /// The apps' own threads with `app_threads` > 0 (otherwise they run on the HTTP workers).
     arbiters: Vec<Arbiter>,
     /// The loop that applies app changes made by other processes.
     app_sync: actix_web::rt::task::JoinHandle<()>,
@@ -197,21 +197,103 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
         None => None,
     };
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let app_threads = if settings.app_threads == 0 {
+    let workers = if settings.workers == 0 {
         cores
     } else {
-        settings.app_threads
+        settings.workers
     };
-    let arbiters: Vec<Arbiter> = (0..app_threads).map(|_| Arbiter::new()).collect();
-    let handles = arbiters.iter().map(Arbiter::handle).collect();
-    let registry =
-        AppRegistry::new(directory.clone(), node.clone(), handles, cluster.clone()).start();
+    // Supervisors run on the HTTP workers unless `app_threads` gives them threads of their own
+    // (`actors::registry` explains the trade).
+    let on_workers = settings.app_threads == 0;
+    let threads = AppThreads::default();
+    let arbiters: Vec<Arbiter> = (0..settings.app_threads).map(|_| Arbiter::new()).collect();
+    for arbiter in &arbiters {
+        threads.add(arbiter.handle());
+    }
+    let registry = AppRegistry::new(
+        directory.clone(),
+        node.clone(),
+        threads.clone(),
+        cluster.clone(),
+    )
+    .start();
     let apps = AppService::with_live(
         db.clone(),
         settings.default_app_limits.clone(),
         LiveApps::new(&registry, directory.clone()).with_cluster(cluster.clone()),
     );
     let _ = hooks.apps.set(apps.clone());
+
+    // The HTTP server starts here, so that its workers exist to run the supervisors, but it
+    // accepts nothing until everything below is ready: each worker adds its thread to
+    // `threads`, then waits for the handlers' shared state, which is sent last, and
+    // actix-server accepts only once every worker has its services.
+    let addr = listener.local_addr()?;
+    let tls = settings
+        .tls_files()
+        .map(tls::ReloadingCert::new)
+        .transpose()?;
+    if let Some(cert) = &tls {
+        cert.watch(Duration::from_secs(settings.tls_reload_secs));
+    }
+    let admin = Arc::new(admin::AdminState {
+        setup_file: std::path::Path::new(&settings.master_key_file).with_file_name("setup-token"),
+        ..admin::AdminState::default()
+    });
+    let (state_tx, state_rx) = tokio::sync::watch::channel(None::<state::AppState>);
+    let (started_tx, mut started_rx) = tokio::sync::watch::channel(0usize);
+    let started_tx = Arc::new(started_tx);
+    let worker_threads = threads.clone();
+    let admin_state = web::Data::from(admin.clone());
+    let metrics_port = settings.metrics_port;
+    let server = HttpServer::new(move || {
+        if on_workers {
+            started_tx.send_replace(worker_threads.add_current());
+        }
+        let state_rx = state_rx.clone();
+        App::new()
+            .data_factory(move || {
+                let mut state_rx = state_rx.clone();
+                async move {
+                    let state = state_rx.wait_for(Option::is_some).await.ok();
+                    state
+                        .and_then(|state| state.clone())
+                        .ok_or("the server stopped before it started")
+                }
+            })
+            .app_data(admin_state.clone())
+            .wrap(actix_web::middleware::from_fn(http::observe))
+            .wrap(actix_web::middleware::from_fn(http::panel_headers))
+            .configure(http::configure_main(metrics_port == 0))
+    })
+    .workers(workers)
+    .client_disconnect_timeout(Duration::from_millis(settings.client_disconnect_timeout_ms))
+    .disable_signals()
+    .shutdown_timeout(5);
+    let server = match &tls {
+        Some(cert) => server.listen_rustls_0_23(listener, cert.server_config())?,
+        None => server.listen(listener)?,
+    }
+    .run();
+    let mut handles = vec![server.handle()];
+    // Not on this thread: actix-server starts its workers synchronously, and they wait for
+    // this thread to load the apps.
+    let (ended_tx, mut ended_rx) = tokio::sync::oneshot::channel();
+    let control = Arbiter::new();
+    control.spawn(async move {
+        let _ = ended_tx.send(server.await);
+        Arbiter::current().stop();
+    });
+    if on_workers {
+        tokio::select! {
+            _ = started_rx.wait_for(|n| *n >= workers) => {}
+            ended = &mut ended_rx => {
+                let error = ended.ok().and_then(Result::err);
+                return Err(error.unwrap_or_else(|| std::io::Error::other("no HTTP worker started")).into());
+            }
+        }
+    }
+
     // Awaited so that every app is reachable before the first connection is accepted.
     apps.sync().await?;
     let app_sync = apps
@@ -249,10 +331,6 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
         )
     });
 
-    let admin = Arc::new(admin::AdminState {
-        setup_file: std::path::Path::new(&settings.master_key_file).with_file_name("setup-token"),
-        ..admin::AdminState::default()
-    });
     if blocking(&db, Db::count_users).await? == 0 {
         // The bootstrap credential goes to the terminal (or a private file), not the log:
         // logs are shipped and kept. It works once, for an hour, and only while no account
@@ -267,25 +345,10 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
         admin::auth::forget_setup_token(&admin.setup_file);
     }
     let purge = actix_web::rt::spawn(admin::login::purge_expired_sessions(db.clone()));
-    let addr = listener.local_addr()?;
-    let workers = if settings.workers == 0 {
-        cores
-    } else {
-        settings.workers
-    };
     let drain_window = Duration::from_secs(settings.drain_window_secs);
-    let tls = settings
-        .tls_files()
-        .map(tls::ReloadingCert::new)
-        .transpose()?;
-    if let Some(cert) = &tls {
-        cert.watch(Duration::from_secs(settings.tls_reload_secs));
-    }
     let redirect_port = settings.http_redirect_port;
-    let disconnect_timeout = Duration::from_millis(settings.client_disconnect_timeout_ms);
-    let metrics_port = settings.metrics_port;
     let metrics_host = settings.host.clone();
-    let state = web::Data::new(state::AppState {
+    let state = state::AppState {
         directory: directory.clone(),
         registry: registry.clone(),
         node: node.clone(),
@@ -295,28 +358,10 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
         webhooks: webhooks.clone(),
         cluster: cluster.clone(),
         stats: stats.clone(),
-    });
-    let main_state = state.clone();
-    let admin_state = web::Data::from(admin.clone());
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(main_state.clone())
-            .app_data(admin_state.clone())
-            .wrap(actix_web::middleware::from_fn(http::observe))
-            .wrap(actix_web::middleware::from_fn(http::panel_headers))
-            .configure(http::configure_main(metrics_port == 0))
-    })
-    .workers(workers)
-    .client_disconnect_timeout(disconnect_timeout)
-    .disable_signals()
-    .shutdown_timeout(5);
-    let server = match &tls {
-        Some(cert) => server.listen_rustls_0_23(listener, cert.server_config())?,
-        None => server.listen(listener)?,
-    }
-    .run();
-    let mut handles = vec![server.handle()];
-    actix_web::rt::spawn(server);
+    };
+    // The workers finish building their services and the listener opens.
+    state_tx.send_replace(Some(state.clone()));
+    let state = web::Data::new(state);
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(%addr, workers, tls = tls.is_some(), admin_panel = %format!("{scheme}://{addr}/admin/"), "listening");
     if redirect_port != 0 {

@@ -112,8 +112,10 @@ pub struct Settings {
     pub master_key_file: String,
     /// HTTP worker threads; 0 means one per CPU core.
     pub workers: usize,
-    /// Threads that run the apps' supervisors and channels (fan-out); 0 means one per CPU core.
-    /// Apps are dealt out over them in turn.
+    /// Threads of their own for the apps' supervisors and channels (fan-out), apps dealt out
+    /// over them in turn; 0 (the default) runs them on the HTTP workers, which saves a
+    /// cross-thread wake-up per subscribe, unsubscribe and disconnect on the app's own worker,
+    /// while threads of their own keep one app's long fan-out from delaying a worker's sockets.
     pub app_threads: usize,
     /// Seconds announced to clients as `activity_timeout`; the server also pings a client that
     /// has been silent this long.

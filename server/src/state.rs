@@ -13,7 +13,8 @@ use crate::db::Db;
 use crate::node::NodeState;
 use crate::settings::Settings;
 
-/// Shared state of every handler.
+/// Shared state of every handler (each HTTP worker holds a copy: the fields are handles).
+#[derive(Clone)]
 pub struct AppState {
     pub directory: Directory,
     pub registry: Addr<AppRegistry>,

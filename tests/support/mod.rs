@@ -61,7 +61,9 @@ impl TestServer {
             port: 0,
             database_url: db.url.clone(),
             master_key_file: dir.path().join("master.key").display().to_string(),
-            workers: 1,
+            // Two, as on a two-core machine: the app's supervisor runs on one of them, so a
+            // test's connections alternate between its thread and the other one.
+            workers: 2,
             ..Settings::default()
         };
         settings(&mut s);
@@ -117,6 +119,12 @@ impl TestServer {
     /// Stops the server (a graceful shutdown) and starts a new one with the same settings on
     /// the same database, on a new port; the app is the same.
     pub async fn restart(self) -> Self {
+        self.restart_on(TcpListener::bind("127.0.0.1:0").expect("bind"))
+            .await
+    }
+
+    /// [`Self::restart`] on a listener the test opened (and may have connected to) first.
+    pub async fn restart_on(self, listener: TcpListener) -> Self {
         let Self {
             server,
             app,
@@ -126,7 +134,6 @@ impl TestServer {
             _dir: dir,
         } = self;
         server.shutdown().await;
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let server = reverb_pusher::start(settings.clone(), listener)
             .await
             .expect("server restarts");

@@ -7,12 +7,11 @@
 //! no actor round trip.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use actix::Addr;
 
-use super::supervisor::{AppSupervisor, ChannelIndex};
+use super::supervisor::{AppSupervisor, ChannelIndex, Unannounced};
 use crate::apps::SharedConfig;
 use crate::events::{AppEvent, AppEvents, Kind, Limit};
 use crate::metrics::AppMetrics;
@@ -32,10 +31,9 @@ pub struct AppHandle {
     pub limiters: Arc<AppLimiters>,
     /// The app's link to the other nodes, in cluster mode.
     pub cluster: Option<crate::cluster::AppLink>,
-    /// Connections their worker admitted whose `Admitted` the supervisor has not handled yet
-    /// (not sent, or on its way; see `Session::announce`): the supervisor counts them against
-    /// the app's connection cap.
-    pub unannounced: Arc<AtomicUsize>,
+    /// Connections their worker admitted that the supervisor has not heard of yet (see
+    /// `Session::announce`): the supervisor counts them against the app's connection cap.
+    pub unannounced: Unannounced,
 }
 
 impl AppHandle {

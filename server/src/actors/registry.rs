@@ -1,29 +1,82 @@
 //! The app registry: starts, reconfigures and stops one supervisor per app, spreads the
 //! supervisors over the node's app threads, and keeps the [`Directory`] up to date.
 //!
-//! Each supervisor, with every channel actor it starts, lives on one of several arbiters (one
-//! per core by default), so fan-out for different apps runs on different cores and one busy
-//! app cannot stall the others. Apps are dealt out in turn as they start.
+//! Each supervisor, with every channel actor it starts, lives on one of several threads
+//! ([`AppThreads`]), so fan-out for different apps runs on different cores. Apps are dealt out
+//! in turn as they start.
+//!
+//! By default those threads are the HTTP workers themselves: each worker adds its own arbiter
+//! as it starts. A connection on its app's worker then reaches its supervisor and channels
+//! without a cross-thread wake-up (the subscribe, its answer, the unsubscribe and the
+//! disconnect each cost one otherwise, and on a virtual machine a wake-up of a sleeping thread
+//! is an interrupt through the hypervisor); with two workers that is half the connections.
+//! Dedicated threads (`app_threads` > 0) trade that for isolation: a long fan-out of one app
+//! then never delays the socket reads and writes of a worker.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
 
 use actix::prelude::*;
 use arc_swap::ArcSwap;
 
 use super::directory::{AppHandle, Directory};
 use super::messages::{ConfigChanged, DrainAll, StartApp, StopApp, StopSupervisor, UpdateApp};
-use super::supervisor::{AppSupervisor, ChannelIndex};
+use super::supervisor::{AppSupervisor, ChannelIndex, Unannounced};
 use crate::apps::SharedConfig;
 use crate::events::AppEvents;
 use crate::node::NodeState;
+
+/// The threads supervisors are dealt out over, added as they come up. Shared between the
+/// registry, which deals, and whoever starts the threads: the HTTP workers each add their own
+/// arbiter as they build their services, which is after the registry exists.
+#[derive(Clone, Default)]
+pub struct AppThreads(Arc<Mutex<Vec<AppThread>>>);
+
+/// An arbiter, and the thread it was added from when that was a worker adding its own.
+type AppThread = (Option<ThreadId>, ArbiterHandle);
+
+impl AppThreads {
+    /// Adds a dedicated arbiter.
+    pub fn add(&self, arbiter: ArbiterHandle) {
+        self.lock().push((None, arbiter));
+    }
+
+    /// Adds the arbiter of the calling thread, once per thread (a worker whose service is
+    /// rebuilt calls this again), and returns how many threads there are.
+    pub fn add_current(&self) -> usize {
+        let thread = std::thread::current().id();
+        let mut threads = self.lock();
+        if !threads.iter().any(|(t, _)| *t == Some(thread)) {
+            threads.push((Some(thread), Arbiter::current()));
+        }
+        threads.len()
+    }
+
+    /// The `n`th thread in turn that is still running (a worker that died is skipped: actix
+    /// starts a new one, which adds itself).
+    fn pick(&self, n: usize) -> Option<ArbiterHandle> {
+        let threads = self.lock();
+        (0..threads.len())
+            .map(|i| &threads[(n + i) % threads.len()].1)
+            .find(|arbiter| arbiter.spawn(std::future::ready(())))
+            .cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<AppThread>> {
+        // A panic while holding this lock leaves the list whole: every change is one push.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
 
 pub struct AppRegistry {
     directory: Directory,
     /// This node's cluster handle, in cluster mode.
     cluster: Option<crate::cluster::Cluster>,
     node: Arc<NodeState>,
-    /// Where supervisors run; empty means the registry's own arbiter.
-    arbiters: Vec<ArbiterHandle>,
+    /// Where supervisors run; none means the registry's own arbiter.
+    threads: AppThreads,
     next: usize,
 }
 
@@ -31,22 +84,22 @@ impl AppRegistry {
     pub fn new(
         directory: Directory,
         node: Arc<NodeState>,
-        arbiters: Vec<ArbiterHandle>,
+        threads: AppThreads,
         cluster: Option<crate::cluster::Cluster>,
     ) -> Self {
         Self {
             cluster,
             directory,
             node,
-            arbiters,
+            threads,
             next: 0,
         }
     }
 
     fn next_arbiter(&mut self) -> Option<ArbiterHandle> {
-        let arbiter = self.arbiters.get(self.next % self.arbiters.len().max(1))?;
+        let arbiter = self.threads.pick(self.next)?;
         self.next = self.next.wrapping_add(1);
-        Some(arbiter.clone())
+        Some(arbiter)
     }
 }
 
@@ -67,7 +120,7 @@ impl Handler<StartApp> for AppRegistry {
         let events = AppEvents::default();
         let channels = ChannelIndex::default();
         let link = self.cluster.as_ref().map(|c| c.app(&app.id));
-        let unannounced = Arc::default();
+        let unannounced = Unannounced::default();
         let supervisor = AppSupervisor::new(
             config.clone(),
             metrics.clone(),
@@ -75,7 +128,7 @@ impl Handler<StartApp> for AppRegistry {
             channels.clone(),
             link.clone(),
         )
-        .counting(Arc::clone(&unannounced));
+        .counting(unannounced.clone());
         let supervisor = match self.next_arbiter() {
             Some(arbiter) => AppSupervisor::start_in_arbiter(&arbiter, move |_| supervisor),
             None => supervisor.start(),
@@ -140,5 +193,67 @@ impl Handler<DrainAll> for AppRegistry {
         for handle in self.directory.all() {
             handle.supervisor.do_send(msg);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The thread an arbiter runs on.
+    async fn thread_of(arbiter: &ArbiterHandle) -> ThreadId {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        arbiter.spawn(async move {
+            let _ = tx.send(std::thread::current().id());
+        });
+        rx.await.expect("the arbiter runs")
+    }
+
+    #[actix_web::test]
+    async fn a_thread_added_twice_counts_once() {
+        let threads = AppThreads::default();
+        assert_eq!(threads.add_current(), 1);
+        assert_eq!(
+            threads.add_current(),
+            1,
+            "a worker's rebuilt service adds nothing"
+        );
+        let other = Arbiter::new();
+        let added = threads.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        other.spawn(async move {
+            let _ = tx.send(added.add_current());
+        });
+        assert_eq!(rx.await.unwrap(), 2);
+        other.stop();
+    }
+
+    #[actix_web::test]
+    async fn apps_are_dealt_out_in_turn_and_a_stopped_thread_is_skipped() {
+        let (first, second, third) = (Arbiter::new(), Arbiter::new(), Arbiter::new());
+        let threads = AppThreads::default();
+        for arbiter in [&first, &second, &third] {
+            threads.add(arbiter.handle());
+        }
+        let ids = [
+            thread_of(&first.handle()).await,
+            thread_of(&second.handle()).await,
+            thread_of(&third.handle()).await,
+        ];
+        let dealt = [
+            thread_of(&threads.pick(0).unwrap()).await,
+            thread_of(&threads.pick(1).unwrap()).await,
+            thread_of(&threads.pick(2).unwrap()).await,
+        ];
+        assert_eq!(dealt, ids);
+
+        second.stop();
+        second.join().unwrap();
+        assert_eq!(thread_of(&threads.pick(1).unwrap()).await, ids[2]);
+        first.stop();
+        third.stop();
+        first.join().unwrap();
+        third.join().unwrap();
+        assert!(threads.pick(0).is_none(), "no thread left running");
     }
 }

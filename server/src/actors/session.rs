@@ -138,7 +138,7 @@ impl Session {
             self.outbox.bind(ctx.address().recipient());
             if self.admitted_here {
                 self.establish();
-                self.app.unannounced.fetch_add(1, Ordering::Relaxed);
+                self.app.unannounced.add();
                 self.unannounced = Some(ctx.run_later(ANNOUNCE_WITHIN, Self::announce));
             }
             ctx.add_stream(stream);
@@ -268,7 +268,7 @@ impl Session {
             Ok(ClientFrame::Ping) => self.send(frames::pong()),
             Ok(ClientFrame::Pong) => {}
             Ok(ClientFrame::Subscribe(data)) => self.subscribe(data, ctx),
-            Ok(ClientFrame::Unsubscribe(data)) => self.unsubscribe(&data.channel, ctx),
+            Ok(ClientFrame::Unsubscribe(data)) => self.unsubscribe(&data.channel),
             Ok(ClientFrame::Signin(data)) => self.signin(&data, ctx),
             Ok(ClientFrame::ClientEvent {
                 event,
@@ -340,7 +340,7 @@ impl Session {
             .supervisor
             .send(request)
             .into_actor(self)
-            .map(move |result, act, ctx| match result {
+            .map(move |result, act, _| match result {
                 Ok(Ok(recipient)) => {
                     // "Authorized connections": only a private or presence channel actually
                     // joined counts.
@@ -348,10 +348,10 @@ impl Session {
                     act.subscribed(channel, Some(recipient), presence_user);
                 }
                 Ok(Err(SubscribeError::Refused(refusal))) => {
-                    act.leave(&channel, ctx);
+                    act.leave(&channel);
                     act.refuse(&channel, &refusal);
                 }
-                Ok(Err(SubscribeError::AppStopped)) | Err(_) => act.leave(&channel, ctx),
+                Ok(Err(SubscribeError::AppStopped)) | Err(_) => act.leave(&channel),
             })
             .wait(ctx);
     }
@@ -377,16 +377,16 @@ impl Session {
         self.subscriptions.insert(channel, sub);
     }
 
-    /// Tells the supervisor this socket left the channel.
-    fn leave(&mut self, channel: &str, ctx: &mut Context<Self>) {
-        self.announce(ctx);
+    /// Tells the supervisor this socket left the channel. (It has heard of the socket: the
+    /// subscribe that joined the channel announced it.)
+    fn leave(&mut self, channel: &str) {
         self.app.supervisor.do_send(Unsubscribe {
             socket_id: self.socket_id.clone(),
             channel: channel.to_owned(),
         });
     }
 
-    fn unsubscribe(&mut self, channel: &str, ctx: &mut Context<Self>) {
+    fn unsubscribe(&mut self, channel: &str) {
         let Some(sub) = self.subscriptions.remove(channel) else {
             self.error(
                 None,
@@ -403,7 +403,7 @@ impl Session {
                 channel: channel.to_owned(),
             });
         if sub.channel.is_some() {
-            self.leave(channel, ctx);
+            self.leave(channel);
         }
     }
 
@@ -658,11 +658,8 @@ impl Actor for Session {
         // A connection the supervisor was never told of has nothing there to remove.
         let announced = self.unannounced.take().is_none();
         if !announced {
-            let counted =
-                self.app
-                    .unannounced
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
-            debug_assert!(counted.is_ok(), "an unannounced session was not counted");
+            let counted = self.app.unannounced.remove();
+            debug_assert!(counted, "an unannounced session was not counted");
         }
         if self.registered {
             if announced {

@@ -122,6 +122,30 @@ impl ChannelIndex {
     }
 }
 
+/// How many of an app's connections on this node were admitted on their worker and whose
+/// `Admitted` the supervisor has not handled yet (not sent, or on its way). The session adds
+/// itself as it opens; whichever comes first takes it off again: the supervisor handling its
+/// `Admitted`, or the session stopping without having sent one.
+#[derive(Clone, Debug, Default)]
+pub struct Unannounced(Arc<AtomicUsize>);
+
+impl Unannounced {
+    pub fn add(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Takes one off; false (and no change) if none was counted.
+    pub fn remove(&self) -> bool {
+        self.0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 pub struct AppSupervisor {
     config: SharedConfig,
     index: ChannelIndex,
@@ -139,7 +163,7 @@ pub struct AppSupervisor {
     cluster: Option<AppLink>,
     /// Connections admitted on their worker that this supervisor has not handled the
     /// `Admitted` of yet (the sessions count them, see `Session::announce`).
-    unannounced: Arc<AtomicUsize>,
+    unannounced: Unannounced,
     /// The latest config version that disabled the app (0: none): a session that opened at or
     /// before it and announces itself later is closed as a disabled app's.
     disabled_at: i64,
@@ -167,7 +191,7 @@ impl AppSupervisor {
             watchers: HashMap::new(),
             generations: 0,
             metrics,
-            unannounced: Arc::default(),
+            unannounced: Unannounced::default(),
             disabled_at: 0,
             draining_until: None,
         }
@@ -175,7 +199,7 @@ impl AppSupervisor {
 
     /// Shares the app's count of connections not announced yet with its sessions.
     #[must_use]
-    pub fn counting(mut self, unannounced: Arc<AtomicUsize>) -> Self {
+    pub fn counting(mut self, unannounced: Unannounced) -> Self {
         self.unannounced = unannounced;
         self
     }
@@ -183,7 +207,7 @@ impl AppSupervisor {
     /// The app's connections on this node: those in the table, and those admitted on their
     /// worker that have not announced themselves yet.
     fn connections(&self) -> usize {
-        self.sessions.len() + self.unannounced.load(Ordering::Relaxed)
+        self.sessions.len() + self.unannounced.get()
     }
 
     fn app_id(&self) -> String {
@@ -400,9 +424,7 @@ impl Handler<Admitted> for AppSupervisor {
     fn handle(&mut self, msg: Admitted, ctx: &mut Context<Self>) {
         let (connect, opened_at) = msg.take();
         // Told now: no longer counted as unannounced.
-        let _ = self
-            .unannounced
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        self.unannounced.remove();
         // Disabled since the session checked (even if enabled again since): it has had its
         // `connection_established`, and is closed now, as it would have been had this
         // supervisor known it. A cap set meanwhile does not apply: it was admitted before.
@@ -954,7 +976,7 @@ mod tests {
         config.limits.max_connections = 1;
         let config: SharedConfig = Arc::new(ArcSwap::from_pointee(config));
         let metrics = Metrics::default().for_app("t");
-        let unannounced = Arc::new(AtomicUsize::new(0));
+        let unannounced = Unannounced::default();
         let supervisor = AppSupervisor::new(
             config,
             metrics,
@@ -965,7 +987,7 @@ mod tests {
         .counting(unannounced.clone())
         .start();
         // Its worker admitted it (the app had no cap then) and it has not announced itself.
-        unannounced.fetch_add(1, Ordering::Relaxed);
+        unannounced.add();
         let second = connect_of("2.2", Session.start().recipient());
         assert_eq!(
             supervisor.send(second).await.unwrap(),
@@ -980,7 +1002,7 @@ mod tests {
             .unwrap()
             .expect("the announced session is admitted");
         assert!(closes.lock().unwrap().is_empty());
-        assert_eq!(unannounced.load(Ordering::Relaxed), 0);
+        assert_eq!(unannounced.get(), 0);
     }
 
     #[actix_web::test]

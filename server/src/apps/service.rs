@@ -642,8 +642,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = open(dir.path());
         let directory = Directory::default();
-        let registry =
-            AppRegistry::new(directory.clone(), Arc::default(), Vec::new(), None).start();
+        let registry = AppRegistry::new(
+            directory.clone(),
+            Arc::default(),
+            crate::actors::registry::AppThreads::default(),
+            None,
+        )
+        .start();
         let server = AppService::with_live(
             db.clone(),
             AppLimits::default(),

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use reverb_pusher_tests::raw::RawSocket;
 use reverb_pusher_tests::{Client, TestServer};
 use serde_json::json;
 
@@ -30,6 +31,28 @@ async fn health_and_readiness() {
         body,
         json!({"ready": true, "checks": {"draining": {"ok": true}, "database": {"ok": true}}})
     );
+}
+
+#[actix_rt::test]
+async fn a_client_that_connects_while_the_server_starts_is_served_once_its_app_is_loaded() {
+    let server = TestServer::start().await;
+    let key = server.app.key.clone();
+    // The next process's port is open before it starts: a client's connection and upgrade wait
+    // in the backlog while the apps load onto the HTTP workers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().unwrap();
+    let early = actix_rt::spawn(async move {
+        let mut socket = RawSocket::connect(addr, &key).await;
+        let frame = socket.next_frame().await.expect("a frame");
+        serde_json::from_slice::<serde_json::Value>(&frame.payload).expect("JSON")
+    });
+    let server = server.restart_on(listener).await;
+    // Nothing was answered before the server had started: the workers accept only once every
+    // app is loaded (and this thread, which runs the client, was busy starting it until now).
+    assert!(!early.is_finished(), "answered before the apps were loaded");
+    let first = early.await.unwrap();
+    assert_eq!(first["event"], "pusher:connection_established", "{first}");
+    server.connect().await.subscribe("after-start").await;
 }
 
 #[actix_rt::test]
