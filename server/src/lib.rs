@@ -130,6 +130,8 @@ pub struct Server {
     handles: Vec<actix_web::dev::ServerHandle>,
     /// The apps' own threads with `app_threads` > 0 (otherwise they run on the HTTP workers).
     arbiters: Vec<Arbiter>,
+    /// Stops the HTTP server if this goes away without `shutdown`.
+    _http: HttpRunning,
     /// The loop that applies app changes made by other processes.
     app_sync: actix_web::rt::task::JoinHandle<()>,
     tls: Option<Arc<tls::ReloadingCert>>,
@@ -145,6 +147,23 @@ pub struct Server {
     pub stats: stats::Stats,
     /// The statistics sampler and writer (absent with `stats_enabled = false`).
     stats_running: Option<stats::Running>,
+}
+
+/// The main HTTP server, which runs on an arbiter of its own (see [`start`]): stopped when this
+/// is dropped, so that a `Server` dropped without [`Server::shutdown`], or a `start` that fails
+/// after it began serving, leaves no server behind (before, dropping the caller's runtime did
+/// that). After a shutdown both are already stopped and this does nothing.
+struct HttpRunning {
+    handle: actix_web::dev::ServerHandle,
+    control: actix::prelude::ArbiterHandle,
+}
+
+impl Drop for HttpRunning {
+    fn drop(&mut self) {
+        // The command is sent now; its completion is not waited for.
+        drop(self.handle.stop(false));
+        self.control.stop();
+    }
 }
 
 fn into_db(e: AppError) -> DbError {
@@ -222,7 +241,6 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
         settings.default_app_limits.clone(),
         LiveApps::new(&registry, directory.clone()).with_cluster(cluster.clone()),
     );
-    let _ = hooks.apps.set(apps.clone());
 
     // The HTTP server starts here, so that its workers exist to run the supervisors, but it
     // accepts nothing until everything below is ready: each worker adds its thread to
@@ -280,13 +298,17 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
     // this thread to load the apps.
     let (ended_tx, mut ended_rx) = tokio::sync::oneshot::channel();
     let control = Arbiter::new();
+    let http = HttpRunning {
+        handle: server.handle(),
+        control: control.handle(),
+    };
     control.spawn(async move {
         let _ = ended_tx.send(server.await);
         Arbiter::current().stop();
     });
     if on_workers {
         tokio::select! {
-            _ = started_rx.wait_for(|n| *n >= workers) => {}
+            Ok(_) = started_rx.wait_for(|n| *n >= workers) => {}
             ended = &mut ended_rx => {
                 let error = ended.ok().and_then(Result::err);
                 return Err(error.unwrap_or_else(|| std::io::Error::other("no HTTP worker started")).into());
@@ -294,6 +316,8 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
         }
     }
 
+    // Only now that the workers are there to run the apps may a peer's change start one.
+    let _ = hooks.apps.set(apps.clone());
     // Awaited so that every app is reachable before the first connection is accepted.
     apps.sync().await?;
     let app_sync = apps
@@ -405,6 +429,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
         drain_window,
         handles,
         arbiters,
+        _http: http,
         app_sync,
         tls,
         purge,

@@ -22,8 +22,7 @@ use arc_swap::ArcSwap;
 use super::directory::{AppHandle, Directory};
 use super::messages::{ConfigChanged, DrainAll, StartApp, StopApp, StopSupervisor, UpdateApp};
 use super::supervisor::{AppSupervisor, ChannelIndex, Unannounced};
-use crate::apps::SharedConfig;
-use crate::events::AppEvents;
+use crate::apps::{AppConfig, SharedConfig};
 use crate::node::NodeState;
 
 /// The threads supervisors are dealt out over, added as they come up. Shared between the
@@ -53,7 +52,8 @@ impl AppThreads {
     }
 
     /// The `n`th thread in turn that is still running (a worker that died is skipped: actix
-    /// starts a new one, which adds itself).
+    /// starts a new one, which adds itself; the apps that were on it are started again, see
+    /// `AppRegistry::take_dead`).
     fn pick(&self, n: usize) -> Option<ArbiterHandle> {
         let threads = self.lock();
         (0..threads.len())
@@ -107,17 +107,15 @@ impl Actor for AppRegistry {
     type Context = Context<Self>;
 }
 
-impl Handler<StartApp> for AppRegistry {
-    type Result = ();
-
-    fn handle(&mut self, msg: StartApp, _: &mut Context<Self>) {
-        let app = msg.0;
-        if self.directory.contains_id(&app.id) {
-            return;
-        }
+impl AppRegistry {
+    /// Starts an app's supervisor on the next thread and lists it in the directory. `dead` is
+    /// the handle of the app's earlier supervisor whose thread stopped: its event stream (whose
+    /// consumers, webhooks and statistics, keep listening) and its rate gates carry over.
+    fn start(&mut self, app: AppConfig, dead: Option<&AppHandle>) {
         let config: SharedConfig = Arc::new(ArcSwap::from_pointee(app.clone()));
         let metrics = self.node.metrics.for_app(&app.id);
-        let events = AppEvents::default();
+        let events = dead.map(|h| h.events.clone()).unwrap_or_default();
+        let limiters = dead.map(|h| h.limiters.clone()).unwrap_or_default();
         let channels = ChannelIndex::default();
         let link = self.cluster.as_ref().map(|c| c.app(&app.id));
         let unannounced = Unannounced::default();
@@ -139,11 +137,36 @@ impl Handler<StartApp> for AppRegistry {
             metrics,
             events,
             channels,
-            limiters: Arc::default(),
+            limiters,
             cluster: link,
             unannounced,
         };
         self.directory.insert(&app.id, &app.key, handle);
+    }
+
+    /// Takes an app whose supervisor's thread stopped out of the directory, for a new start.
+    /// actix-server replaces an HTTP worker that died, and its arbiter, with the supervisors on
+    /// it, goes with it; the next sync round (`AppService::sync`) or change of the app finds it.
+    fn take_dead(&mut self, id: &str) -> Option<Arc<AppHandle>> {
+        let handle = self.directory.by_id(id)?;
+        if handle.supervisor.connected() {
+            return None;
+        }
+        tracing::warn!(app_id = %id, "the app's thread stopped: starting the app again");
+        self.directory.remove(id)
+    }
+}
+
+impl Handler<StartApp> for AppRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: StartApp, _: &mut Context<Self>) {
+        let app = msg.0;
+        let dead = self.take_dead(&app.id);
+        if dead.is_none() && self.directory.contains_id(&app.id) {
+            return;
+        }
+        self.start(app, dead.as_deref());
     }
 }
 
@@ -152,6 +175,10 @@ impl Handler<UpdateApp> for AppRegistry {
 
     fn handle(&mut self, msg: UpdateApp, _: &mut Context<Self>) -> bool {
         let app = msg.0;
+        if let Some(dead) = self.take_dead(&app.id) {
+            self.start(app, Some(&dead));
+            return true;
+        }
         let Some(handle) = self.directory.by_id(&app.id) else {
             return false;
         };
@@ -207,6 +234,33 @@ mod tests {
             let _ = tx.send(std::thread::current().id());
         });
         rx.await.expect("the arbiter runs")
+    }
+
+    #[actix_web::test]
+    async fn an_app_whose_thread_stopped_is_started_again_and_a_live_one_is_left_alone() {
+        let directory = Directory::default();
+        let threads = AppThreads::default();
+        let (dying, lasting) = (Arbiter::new(), Arbiter::new());
+        threads.add(dying.handle());
+        let registry =
+            AppRegistry::new(directory.clone(), Arc::default(), threads.clone(), None).start();
+        let app = AppConfig::generate("t");
+        registry.send(StartApp(app.clone())).await.unwrap();
+        let first = directory.by_id(&app.id).unwrap();
+        registry.send(StartApp(app.clone())).await.unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &directory.by_id(&app.id).unwrap()),
+            "a running app is not started twice"
+        );
+
+        dying.stop();
+        dying.join().unwrap();
+        threads.add(lasting.handle());
+        registry.send(StartApp(app.clone())).await.unwrap();
+        let second = directory.by_id(&app.id).unwrap();
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert!(second.supervisor.connected());
+        lasting.stop();
     }
 
     #[actix_web::test]

@@ -451,7 +451,14 @@ impl AppService {
             .iter()
             .map(|h| {
                 let c = h.config.load();
-                (c.id.clone(), c.version)
+                // An app whose supervisor's thread stopped runs nothing: any stored version is
+                // newer, and the registry starts it again with it.
+                let version = if h.supervisor.connected() {
+                    c.version
+                } else {
+                    i64::MIN
+                };
+                (c.id.clone(), version)
             })
             .collect();
         let stored = self
@@ -676,6 +683,40 @@ mod tests {
         cli.delete("cli", &app.id).await.unwrap();
         assert_eq!(server.sync().await.unwrap().stopped, 1);
         assert!(live(&app.id).is_none());
+    }
+
+    /// An HTTP worker that died took the supervisors on it along: the next sync round starts
+    /// its apps again, on the threads still running.
+    #[actix_web::test]
+    async fn a_sync_round_starts_again_an_app_whose_thread_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path());
+        let directory = Directory::default();
+        let threads = crate::actors::registry::AppThreads::default();
+        let (dying, lasting) = (actix::Arbiter::new(), actix::Arbiter::new());
+        threads.add(dying.handle());
+        let registry =
+            AppRegistry::new(directory.clone(), Arc::default(), threads.clone(), None).start();
+        let server = AppService::with_live(
+            db,
+            AppLimits::default(),
+            LiveApps::new(&registry, directory.clone()),
+        );
+        let app = server.create("t", "a", &AppPatch::default()).await.unwrap();
+        let running = directory.by_id(&app.id).unwrap();
+        assert!(running.supervisor.connected());
+        assert_eq!(server.sync().await.unwrap(), Synced::default());
+
+        dying.stop();
+        dying.join().unwrap();
+        threads.add(lasting.handle());
+        assert!(!running.supervisor.connected());
+        assert_eq!(server.sync().await.unwrap().updated, 1);
+        let again = directory.by_id(&app.id).unwrap();
+        assert!(again.supervisor.connected(), "started again");
+        assert_eq!(*again.config.load_full(), app);
+        assert_eq!(server.sync().await.unwrap(), Synced::default());
+        lasting.stop();
     }
 
     #[test]

@@ -46,13 +46,32 @@ async fn a_client_that_connects_while_the_server_starts_is_served_once_its_app_i
         let frame = socket.next_frame().await.expect("a frame");
         serde_json::from_slice::<serde_json::Value>(&frame.payload).expect("JSON")
     });
-    let server = server.restart_on(listener).await;
+    let server = tokio::time::timeout(Duration::from_secs(30), server.restart_on(listener))
+        .await
+        .expect("the server starts while a client waits in the backlog");
     // Nothing was answered before the server had started: the workers accept only once every
     // app is loaded (and this thread, which runs the client, was busy starting it until now).
     assert!(!early.is_finished(), "answered before the apps were loaded");
     let first = early.await.unwrap();
     assert_eq!(first["event"], "pusher:connection_established", "{first}");
     server.connect().await.subscribe("after-start").await;
+}
+
+#[actix_rt::test]
+async fn a_server_dropped_without_a_shutdown_stops_listening() {
+    let server = TestServer::start().await;
+    let addr = server.server.addr;
+    drop(server);
+    // It stops on its own thread: the port is released within moments, not at process exit.
+    let mut refused = false;
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(addr).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(refused, "{addr} still accepts connections");
 }
 
 #[actix_rt::test]
