@@ -158,6 +158,79 @@ struct HttpRunning {
     control: actix::prelude::ArbiterHandle,
 }
 
+impl HttpRunning {
+    /// Starts the main HTTP server on an arbiter of its own and returns once every worker is
+    /// up. With `threads`, each worker first adds its own thread there for the apps. Nothing is
+    /// accepted until the handlers' state is sent on the returned channel: each worker waits
+    /// for it (an async data factory), and actix-server accepts only once every worker has its
+    /// services. Not on the caller's thread: actix-server starts its workers synchronously,
+    /// and they wait for the caller to load the apps.
+    async fn start(
+        settings: &Settings,
+        listener: TcpListener,
+        tls: Option<&Arc<tls::ReloadingCert>>,
+        admin: &Arc<admin::AdminState>,
+        threads: Option<AppThreads>,
+        workers: usize,
+    ) -> Result<(Self, tokio::sync::watch::Sender<Option<state::AppState>>), StartError> {
+        let (state_tx, state_rx) = tokio::sync::watch::channel(None::<state::AppState>);
+        let (started_tx, mut started_rx) = tokio::sync::watch::channel(0usize);
+        let started_tx = Arc::new(started_tx);
+        let on_workers = threads.is_some();
+        let admin_state = web::Data::from(admin.clone());
+        let metrics_port = settings.metrics_port;
+        let server = HttpServer::new(move || {
+            if let Some(threads) = &threads {
+                started_tx.send_replace(threads.add_current());
+            }
+            let state_rx = state_rx.clone();
+            App::new()
+                .data_factory(move || {
+                    let mut state_rx = state_rx.clone();
+                    async move {
+                        let state = state_rx.wait_for(Option::is_some).await.ok();
+                        state
+                            .and_then(|state| state.clone())
+                            .ok_or("the server stopped before it started")
+                    }
+                })
+                .app_data(admin_state.clone())
+                .wrap(actix_web::middleware::from_fn(http::observe))
+                .wrap(actix_web::middleware::from_fn(http::panel_headers))
+                .configure(http::configure_main(metrics_port == 0))
+        })
+        .workers(workers)
+        .client_disconnect_timeout(Duration::from_millis(settings.client_disconnect_timeout_ms))
+        .disable_signals()
+        .shutdown_timeout(5);
+        let server = match tls {
+            Some(cert) => server.listen_rustls_0_23(listener, cert.server_config())?,
+            None => server.listen(listener)?,
+        }
+        .run();
+        let (ended_tx, mut ended_rx) = tokio::sync::oneshot::channel();
+        let control = Arbiter::new();
+        let running = Self {
+            handle: server.handle(),
+            control: control.handle(),
+        };
+        control.spawn(async move {
+            let _ = ended_tx.send(server.await);
+            Arbiter::current().stop();
+        });
+        if on_workers {
+            tokio::select! {
+                Ok(_) = started_rx.wait_for(|n| *n >= workers) => {}
+                ended = &mut ended_rx => {
+                    let error = ended.ok().and_then(Result::err);
+                    return Err(error.unwrap_or_else(|| std::io::Error::other("no HTTP worker started")).into());
+                }
+            }
+        }
+        Ok((running, state_tx))
+    }
+}
+
 impl Drop for HttpRunning {
     fn drop(&mut self) {
         // The command is sent now; its completion is not waited for.
@@ -243,9 +316,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
     );
 
     // The HTTP server starts here, so that its workers exist to run the supervisors, but it
-    // accepts nothing until everything below is ready: each worker adds its thread to
-    // `threads`, then waits for the handlers' shared state, which is sent last, and
-    // actix-server accepts only once every worker has its services.
+    // accepts nothing until everything below is ready (`HttpRunning::start`).
     let addr = listener.local_addr()?;
     let tls = settings
         .tls_files()
@@ -258,63 +329,16 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
         setup_file: std::path::Path::new(&settings.master_key_file).with_file_name("setup-token"),
         ..admin::AdminState::default()
     });
-    let (state_tx, state_rx) = tokio::sync::watch::channel(None::<state::AppState>);
-    let (started_tx, mut started_rx) = tokio::sync::watch::channel(0usize);
-    let started_tx = Arc::new(started_tx);
-    let worker_threads = threads.clone();
-    let admin_state = web::Data::from(admin.clone());
-    let metrics_port = settings.metrics_port;
-    let server = HttpServer::new(move || {
-        if on_workers {
-            started_tx.send_replace(worker_threads.add_current());
-        }
-        let state_rx = state_rx.clone();
-        App::new()
-            .data_factory(move || {
-                let mut state_rx = state_rx.clone();
-                async move {
-                    let state = state_rx.wait_for(Option::is_some).await.ok();
-                    state
-                        .and_then(|state| state.clone())
-                        .ok_or("the server stopped before it started")
-                }
-            })
-            .app_data(admin_state.clone())
-            .wrap(actix_web::middleware::from_fn(http::observe))
-            .wrap(actix_web::middleware::from_fn(http::panel_headers))
-            .configure(http::configure_main(metrics_port == 0))
-    })
-    .workers(workers)
-    .client_disconnect_timeout(Duration::from_millis(settings.client_disconnect_timeout_ms))
-    .disable_signals()
-    .shutdown_timeout(5);
-    let server = match &tls {
-        Some(cert) => server.listen_rustls_0_23(listener, cert.server_config())?,
-        None => server.listen(listener)?,
-    }
-    .run();
-    let mut handles = vec![server.handle()];
-    // Not on this thread: actix-server starts its workers synchronously, and they wait for
-    // this thread to load the apps.
-    let (ended_tx, mut ended_rx) = tokio::sync::oneshot::channel();
-    let control = Arbiter::new();
-    let http = HttpRunning {
-        handle: server.handle(),
-        control: control.handle(),
-    };
-    control.spawn(async move {
-        let _ = ended_tx.send(server.await);
-        Arbiter::current().stop();
-    });
-    if on_workers {
-        tokio::select! {
-            Ok(_) = started_rx.wait_for(|n| *n >= workers) => {}
-            ended = &mut ended_rx => {
-                let error = ended.ok().and_then(Result::err);
-                return Err(error.unwrap_or_else(|| std::io::Error::other("no HTTP worker started")).into());
-            }
-        }
-    }
+    let (http, ready) = HttpRunning::start(
+        &settings,
+        listener,
+        tls.as_ref(),
+        &admin,
+        on_workers.then(|| threads.clone()),
+        workers,
+    )
+    .await?;
+    let mut handles = vec![http.handle.clone()];
 
     // Only now that the workers are there to run the apps may a peer's change start one.
     let _ = hooks.apps.set(apps.clone());
@@ -371,6 +395,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
     let purge = actix_web::rt::spawn(admin::login::purge_expired_sessions(db.clone()));
     let drain_window = Duration::from_secs(settings.drain_window_secs);
     let redirect_port = settings.http_redirect_port;
+    let metrics_port = settings.metrics_port;
     let metrics_host = settings.host.clone();
     let state = state::AppState {
         directory: directory.clone(),
@@ -384,7 +409,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<Server, 
         stats: stats.clone(),
     };
     // The workers finish building their services and the listener opens.
-    state_tx.send_replace(Some(state.clone()));
+    ready.send_replace(Some(state.clone()));
     let state = web::Data::new(state);
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(%addr, workers, tls = tls.is_some(), admin_panel = %format!("{scheme}://{addr}/admin/"), "listening");
